@@ -1,0 +1,108 @@
+"""Word representation: learned embeddings, optional pretrained init and context window."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from slotfill.errors import DataError
+from slotfill.vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+
+class WordRepresentation(nn.Module):
+    """Embeds word indices, optionally concatenating the +-k neighbours' embeddings.
+
+    The context window is Mesnil et al.'s: position t sees ``[e_{t-k}, ..., e_t, ..., e_{t+k}]``;
+    positions beyond the utterance see the padding vector (zeros), which is also what a
+    padded batch holds there, so padding never changes a representation.
+
+    Args:
+        vocab_size: number of words including ``<pad>`` (index 0) and ``<unk>``.
+        embedding_dim: size of one word vector.
+        context_window: k; 0 for the word alone.
+        dropout: dropout on the output.
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int, context_window: int = 0, dropout: float = 0.0):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=Vocab.pad_index)
+        self.context_window = context_window
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = embedding_dim * (2 * context_window + 1)
+
+    def forward(self, words: torch.Tensor) -> torch.Tensor:
+        emb = self.embedding(words)  # (B, T, E)
+        k = self.context_window
+        if k:
+            batch, length, dim = emb.shape
+            emb = F.pad(emb, (0, 0, k, k))  # (B, T + 2k, E)
+            emb = emb.unfold(1, 2 * k + 1, 1)  # (B, T, E, 2k + 1)
+            emb = emb.transpose(2, 3).reshape(batch, length, dim * (2 * k + 1))
+        return self.dropout(emb)
+
+    @torch.no_grad()
+    def load_vectors(self, weights: torch.Tensor, found: torch.Tensor) -> None:
+        """Copy pretrained rows where ``found`` is true; others keep their random init."""
+        self.embedding.weight[found] = weights[found].to(self.embedding.weight)
+        self.embedding.weight[Vocab.pad_index].zero_()
+
+
+def read_vectors(path: str | Path, vocab: Vocab, dim: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """Read a word2vec/GloVe text file for the words of ``vocab``.
+
+    A first line of two integers (word2vec's header) is skipped. A file word matches the
+    vocabulary word it normalises to; an exact spelling wins over a normalised one.
+
+    Returns:
+        ``(weights (V, dim), found (V,) bool, coverage)`` where coverage holds the fraction
+        of vocabulary types and of training tokens that got a vector.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "pretrained vectors file not found", "check model.pretrained_vectors")
+    weights = torch.zeros(len(vocab), dim)
+    found = torch.zeros(len(vocab), dtype=torch.bool)
+    exact = torch.zeros(len(vocab), dtype=torch.bool)
+    with path.open(encoding="utf-8", errors="strict") as handle:
+        try:
+            for lineno, line in enumerate(handle, start=1):
+                parts = line.rstrip().split(" ")
+                if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                    continue
+                if len(parts) < 2:
+                    continue
+                word, values = parts[0], parts[1:]
+                if len(values) != dim:
+                    raise DataError(
+                        path, lineno, f"vector has {len(values)} dimensions, expected {dim}",
+                        f"set model.embedding_dim={len(values)} to match the file",
+                    )
+                index = vocab.stoi.get(vocab.normalizer(word))
+                if index is None or index < 2 or exact[index]:
+                    continue
+                try:
+                    weights[index] = torch.tensor([float(v) for v in values])
+                except ValueError:
+                    raise DataError(path, lineno, "vector holds a value that is not a number") from None
+                found[index] = True
+                exact[index] = vocab.itos[index] == word
+        except UnicodeDecodeError as err:
+            raise DataError(path, None, f"not valid UTF-8 ({err.reason})", "re-save the file as UTF-8") from None
+    types = len(vocab) - 2
+    total = sum(vocab.counts[2:])
+    covered = sum(c for i, c in enumerate(vocab.counts) if i >= 2 and found[i])
+    coverage = {
+        "types": float(found[2:].sum()) / types if types else 0.0,
+        "tokens": covered / total if total else 0.0,
+    }
+    log.info(
+        "pretrained vectors %s: %d of %d words (%.1f%% of types, %.1f%% of training tokens)",
+        path, int(found.sum()), types, 100 * coverage["types"], 100 * coverage["tokens"],
+    )
+    return weights, found, coverage

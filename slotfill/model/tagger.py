@@ -1,0 +1,138 @@
+"""The slot tagger: word representation -> recurrent encoder -> output layer(s)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from slotfill.model.embed import WordRepresentation
+from slotfill.model.encoder import RecurrentEncoder
+from slotfill.model.heads import IntentHead, SoftmaxHead
+
+LOSS_REDUCTIONS = ("sum", "mean")
+
+
+class Tagger(nn.Module):
+    """A recurrent slot tagger with an optional joint intent classifier.
+
+    All constructor arguments are plain values and are kept in ``self.hparams`` so that a
+    checkpoint can rebuild the model from itself alone.
+
+    Args:
+        vocab_size: words including padding and unknown.
+        num_tags: slot tags (BIO) seen in training.
+        num_intents: intent labels seen in training; 0 for no intent head.
+        embedding_dim: word vector size.
+        hidden_size: recurrent state size per direction.
+        cell: ``rnn`` (Elman), ``gru`` or ``lstm``.
+        nonlinearity: ``tanh`` or ``relu`` for ``rnn``.
+        bidirectional: run both directions.
+        num_layers: stacked recurrent layers.
+        dropout: dropout between stacked layers, and the default for the two below.
+        embedding_dropout: dropout on the word representation (``None``: ``dropout``).
+        output_dropout: dropout before the output layers (``None``: ``dropout``).
+        context_window: concatenate the embeddings of +-k neighbours.
+        intent_loss_weight: weight of the intent loss added to each utterance's slot loss.
+    """
+
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        num_tags: int,
+        num_intents: int = 0,
+        embedding_dim: int = 100,
+        hidden_size: int = 128,
+        cell: str = "lstm",
+        nonlinearity: str = "tanh",
+        bidirectional: bool = True,
+        num_layers: int = 1,
+        dropout: float = 0.3,
+        embedding_dropout: float | None = None,
+        output_dropout: float | None = None,
+        context_window: int = 0,
+        intent_loss_weight: float = 1.0,
+    ):
+        super().__init__()
+        self.hparams: dict[str, Any] = {
+            "vocab_size": vocab_size, "num_tags": num_tags, "num_intents": num_intents,
+            "embedding_dim": embedding_dim, "hidden_size": hidden_size, "cell": cell,
+            "nonlinearity": nonlinearity, "bidirectional": bidirectional,
+            "num_layers": num_layers, "dropout": dropout,
+            "embedding_dropout": embedding_dropout, "output_dropout": output_dropout,
+            "context_window": context_window, "intent_loss_weight": intent_loss_weight,
+        }
+        emb_p = dropout if embedding_dropout is None else embedding_dropout
+        out_p = dropout if output_dropout is None else output_dropout
+        self.words = WordRepresentation(vocab_size, embedding_dim, context_window, emb_p)
+        self.encoder = RecurrentEncoder(
+            self.words.output_dim, hidden_size, cell, nonlinearity, bidirectional, num_layers, dropout
+        )
+        self.slots = SoftmaxHead(self.encoder.output_dim, num_tags, out_p)
+        self.intents = IntentHead(self.encoder.output_dim, num_intents, out_p) if num_intents else None
+        self.intent_loss_weight = intent_loss_weight
+
+    def forward(
+        self,
+        words: torch.Tensor,
+        lengths: torch.Tensor,
+        tags: torch.Tensor | None = None,
+        intents: torch.Tensor | None = None,
+        reduction: str = "sum",
+    ) -> dict[str, torch.Tensor]:
+        """Score a padded batch.
+
+        Args:
+            words: (B, T) word indices, 0 at padding.
+            lengths: (B,) real lengths.
+            tags: (B, T) gold tag indices (any value at padding) to compute the loss.
+            intents: (B,) gold intent indices, when the model has an intent head.
+            reduction: ``sum``: each utterance's loss is the sum of its tokens'
+                cross-entropies (the seed's loss), averaged over the utterances of the batch;
+                ``mean``: the slot loss is averaged over all real tokens of the batch.
+
+        Returns:
+            ``logits`` (B, T, C), ``mask`` (B, T), ``intent_logits`` (B, I) if any, and
+            ``loss`` (scalar) when ``tags`` is given.
+        """
+        mask = torch.arange(words.size(1), device=words.device) < lengths.to(words.device).unsqueeze(1)
+        states = self.encoder(self.words(words), lengths)  # (B, T, H)
+        logits = self.slots(states)  # (B, T, C)
+        out: dict[str, torch.Tensor] = {"logits": logits, "mask": mask}
+        if self.intents is not None:
+            out["intent_logits"] = self.intents(states, mask)
+        if tags is not None:
+            out["loss"] = self.loss(out, tags, intents, reduction)
+        return out
+
+    def loss(
+        self,
+        out: dict[str, torch.Tensor],
+        tags: torch.Tensor,
+        intents: torch.Tensor | None,
+        reduction: str = "sum",
+    ) -> torch.Tensor:
+        logits, mask = out["logits"], out["mask"]
+        token_nll = F.cross_entropy(logits.transpose(1, 2), tags, reduction="none")  # (B, T)
+        token_nll = token_nll.masked_fill(~mask, 0.0)
+        if reduction == "sum":
+            loss = token_nll.sum(dim=1).mean()
+        elif reduction == "mean":
+            loss = token_nll.sum() / mask.sum()
+        else:
+            raise ValueError(f"reduction must be one of {LOSS_REDUCTIONS}, got {reduction!r}")
+        if self.intents is not None and intents is not None:
+            loss = loss + self.intent_loss_weight * F.cross_entropy(out["intent_logits"], intents)
+        return loss
+
+    @torch.no_grad()
+    def predict(self, words: torch.Tensor, lengths: torch.Tensor) -> tuple[list[list[int]], list[int] | None]:
+        """Most probable tag index per real token (and intent index per utterance)."""
+        out = self.forward(words, lengths)
+        best = out["logits"].argmax(dim=-1).cpu()
+        paths = [best[i, :n].tolist() for i, n in enumerate(lengths.tolist())]
+        intents = out["intent_logits"].argmax(dim=-1).tolist() if "intent_logits" in out else None
+        return paths, intents

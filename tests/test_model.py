@@ -1,0 +1,127 @@
+"""The model's math: padding invariance, the summed loss, every encoder shape."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from slotfill.model import RecurrentEncoder, Tagger, WordRepresentation
+
+
+def make_model(**kwargs) -> Tagger:
+    torch.manual_seed(0)
+    args = dict(vocab_size=30, num_tags=7, embedding_dim=8, hidden_size=6, dropout=0.0)
+    args.update(kwargs)
+    return Tagger(**args).eval()
+
+
+def padded(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, rows))
+    words = torch.tensor([r + [0] * (width - len(r)) for r in rows])
+    return words, torch.tensor([len(r) for r in rows])
+
+
+@pytest.mark.parametrize(
+    "cell,bidirectional,num_layers,context_window",
+    [(c, b, n, 0) for c, b, n in itertools.product(("rnn", "gru", "lstm"), (False, True), (1, 2))]
+    + [("rnn", False, 1, 1), ("lstm", True, 1, 2)],
+)
+def test_padding_never_changes_logits(cell, bidirectional, num_layers, context_window):
+    model = make_model(cell=cell, bidirectional=bidirectional, num_layers=num_layers,
+                       context_window=context_window, num_intents=3)
+    sentence = [5, 9, 3, 7]
+    alone = model(*padded([sentence]))
+    batch = model(*padded([[4, 4, 4, 4, 4, 4, 4, 4, 4], sentence, [2, 3]]))
+    torch.testing.assert_close(batch["logits"][1, :4], alone["logits"][0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(batch["intent_logits"][1], alone["intent_logits"][0], rtol=0, atol=1e-6)
+
+
+def test_backward_direction_starts_at_each_utterances_own_end():
+    """A bidirectional model's last-token state must not depend on padding after it."""
+    model = make_model(cell="gru", bidirectional=True)
+    words = torch.tensor([[5, 9, 3, 0, 0]])
+    short = model(words, torch.tensor([3]))["logits"][0, :3]
+    trimmed = model(words[:, :3], torch.tensor([3]))["logits"][0]
+    torch.testing.assert_close(short, trimmed, rtol=0, atol=1e-6)
+
+
+def test_summed_loss_matches_hand_computation():
+    model = make_model(cell="rnn", bidirectional=False)
+    words, lengths = padded([[1, 2, 3], [4, 5]])
+    tags = torch.tensor([[1, 0, 2], [3, 4, 6]])  # 6 sits on padding and must not count
+    out = model(words, lengths, tags, reduction="sum")
+    logp = out["logits"].log_softmax(-1)
+    utt0 = -(logp[0, 0, 1] + logp[0, 1, 0] + logp[0, 2, 2])
+    utt1 = -(logp[1, 0, 3] + logp[1, 1, 4])
+    torch.testing.assert_close(out["loss"], (utt0 + utt1) / 2)
+    mean = model(words, lengths, tags, reduction="mean")["loss"]
+    torch.testing.assert_close(mean, (utt0 + utt1) / 5)
+
+
+def test_intent_loss_is_added_with_its_weight():
+    model = make_model(num_intents=4, intent_loss_weight=0.5)
+    words, lengths = padded([[1, 2, 3], [4, 5]])
+    tags = torch.zeros_like(words)
+    intents = torch.tensor([2, 0])
+    out = model(words, lengths, tags, intents)
+    slot = model(words, lengths, tags)["loss"]
+    expected = slot + 0.5 * F.cross_entropy(out["intent_logits"], intents)
+    torch.testing.assert_close(out["loss"], expected)
+
+
+def test_elman_cell_is_the_seed_equation():
+    """s_t = tanh(U x_t + W s_{t-1} + b) with s_0 = 0, computed by hand."""
+    torch.manual_seed(1)
+    enc = RecurrentEncoder(4, 3, cell="rnn", bidirectional=False)
+    x = torch.randn(1, 5, 4)
+    out = enc(x, torch.tensor([5]))
+    rnn = enc.rnn
+    s = torch.zeros(3)
+    for t in range(5):
+        s = torch.tanh(rnn.weight_ih_l0 @ x[0, t] + rnn.bias_ih_l0 + rnn.weight_hh_l0 @ s + rnn.bias_hh_l0)
+        torch.testing.assert_close(out[0, t], s)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_cells_are_really_different_modules(cell):
+    enc = RecurrentEncoder(4, 3, cell=cell, nonlinearity="relu" if cell == "rnn" else "tanh")
+    expected = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+    assert type(enc.rnn) is expected
+    if cell == "rnn":
+        assert enc.rnn.nonlinearity == "relu"
+
+
+def test_context_window_concatenates_neighbours():
+    rep = WordRepresentation(10, 2, context_window=1)
+    with torch.no_grad():
+        rep.embedding.weight.copy_(torch.arange(20, dtype=torch.float).view(10, 2))
+        rep.embedding.weight[0].zero_()
+    out = rep(torch.tensor([[3, 4, 5]]))
+    assert out.shape == (1, 3, 6)
+    e = rep.embedding.weight
+    torch.testing.assert_close(out[0, 0], torch.cat([torch.zeros(2), e[3], e[4]]))
+    torch.testing.assert_close(out[0, 1], torch.cat([e[3], e[4], e[5]]))
+    torch.testing.assert_close(out[0, 2], torch.cat([e[4], e[5], torch.zeros(2)]))
+
+
+def test_predict_returns_one_tag_per_real_token():
+    model = make_model(num_intents=2)
+    words, lengths = padded([[1, 2, 3], [4]])
+    paths, intents = model.predict(words, lengths)
+    assert [len(p) for p in paths] == [3, 1]
+    assert len(intents) == 2 and all(0 <= i < 2 for i in intents)
+    assert all(0 <= t < 7 for p in paths for t in p)
+
+
+def test_gradients_reach_every_parameter():
+    model = make_model(num_intents=2).train()
+    words, lengths = padded([[1, 2, 3], [4, 5]])
+    out = model(words, lengths, torch.ones_like(words), torch.tensor([0, 1]))
+    out["loss"].backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert math.isfinite(float(out["loss"].detach()))
