@@ -1,0 +1,131 @@
+"""Entry points shared by ``train.py``/``evaluate.py`` and the ``slotfill-train``/``slotfill-eval`` scripts.
+
+Errors a user can fix (:class:`~slotfill.errors.SlotfillError`) are printed as one line and
+exit with status 1; ``HYDRA_FULL_ERROR=1`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from slotfill.config import register_configs
+from slotfill.errors import SlotfillError
+
+log = logging.getLogger("slotfill")
+
+
+def conf_dir() -> str:
+    """The ``conf/`` folder: beside the package in a checkout, inside it when installed."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "conf", here / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return str(candidate)
+    raise SystemExit("slotfill: its conf/ folder is missing; reinstall slotfill")
+
+
+def run_guarded(task: Callable[[], Any]) -> Any:
+    """Run ``task``; a :class:`SlotfillError` becomes one line on stderr and exit status 1."""
+    try:
+        return task()
+    except SlotfillError as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _output_dir() -> Path:
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def _train_task(cfg: DictConfig) -> float:
+    from slotfill.training import train
+
+    output_dir = _output_dir()
+    results = run_guarded(lambda: train(cfg, output_dir))
+    print(
+        f"dev slot F1 {results['dev']['f1']:.4f}  test slot F1 {results['test']['f1']:.4f}"
+        f"  (best epoch {results['best_epoch']} of {results['epochs']}; {results['train_seconds']:.0f}s)"
+    )
+    print(f"run folder: {output_dir}")
+    return results["dev"]["f1"]
+
+
+def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> float | None:
+    """Tag text (``text=``) or score a split/file; returns the slot F1 when scoring."""
+    from slotfill.config import validate_data
+    from slotfill.data.loading import load_splits, read_path
+    from slotfill.evaluation import score, unseen_gold_tags, write_predictions
+    from slotfill.inference import SlotTagger
+    from slotfill.metrics import format_report
+    from slotfill.training import resolve_device
+
+    device = resolve_device(cfg.device)
+    tagger = SlotTagger.load(cfg.ckpt_path, device)
+    if cfg.text is not None:
+        sentences = sys.stdin.read().splitlines() if cfg.text == "-" else [cfg.text]
+        for result in tagger.tag(sentences, cfg.batch_size):
+            print(json.dumps(result, ensure_ascii=False))
+        return None
+
+    data = cfg.data if cfg.data is not None else OmegaConf.create(tagger.config.get("data", {}))
+    if not data:
+        raise SlotfillError(f"{cfg.ckpt_path}: the checkpoint names no data; pass data=... or file=...")
+    if not cfg.file and cfg.split not in ("train", "dev", "test"):
+        raise SlotfillError(f"split={cfg.split!r} is unknown: use train, dev or test (or file=PATH)")
+    validate_data(data, () if cfg.file else (cfg.split,))
+    if cfg.file:
+        name = Path(cfg.file).name
+        examples = read_path(data, cfg.file)
+    else:
+        name = cfg.split
+        examples = load_splits(data, [cfg.split])[cfg.split]
+    unseen = unseen_gold_tags(examples, tagger.tagset)
+    if unseen:
+        log.warning("%d gold tag(s) were never seen in training and count as misses: %s", len(unseen), " ".join(unseen))
+    preds = tagger.predict(examples, cfg.batch_size)
+    scores = score(examples, preds)
+    gold = [list(ex.tags) for ex in examples]
+    print(format_report(gold, preds.tags))
+    if cfg.strict:
+        print("strict IOB2:")
+        print(format_report(gold, preds.tags, strict=True))
+    summary = (
+        f"{name}: slot F1 {scores['f1']:.4f} (P {scores['precision']:.4f} R {scores['recall']:.4f}; "
+        f"strict IOB2 F1 {scores['strict_f1']:.4f})  token acc {scores['token_accuracy']:.4f}  "
+        f"sentence acc {scores['sentence_accuracy']:.4f}"
+    )
+    if "intent_accuracy" in scores:
+        summary += f"  intent acc {scores['intent_accuracy']:.4f}  frame acc {scores['frame_accuracy']:.4f}"
+    print(summary)
+    write_predictions(examples, preds, output_dir / "predictions" / f"{name}.conll")
+    results = {name: scores, "ckpt_path": str(cfg.ckpt_path), "unseen_gold_tags": unseen}
+    (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"predictions and results.json in {output_dir}")
+    return scores["f1"]
+
+
+def _eval_task(cfg: DictConfig) -> float | None:
+    output_dir = _output_dir()
+    return run_guarded(lambda: evaluate_checkpoint(cfg, output_dir))
+
+
+def train_main() -> Any:
+    register_configs()
+    return hydra.main(version_base="1.3", config_path=conf_dir(), config_name="train")(_train_task)()
+
+
+def eval_main() -> Any:
+    register_configs()
+    return hydra.main(version_base="1.3", config_path=conf_dir(), config_name="eval")(_eval_task)()
+

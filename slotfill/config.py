@@ -1,0 +1,228 @@
+"""Typed schemas for the Hydra configs in ``conf/``.
+
+Each YAML option starts with ``defaults: [base_<x>, _self_]`` so a misspelt key or a value
+of the wrong type fails when the config is composed, not an hour into training. Values that
+a schema cannot express (allowed strings, ranges) are checked by :func:`validate_train`,
+which the entry point calls before any data is read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from slotfill.errors import ConfigError
+
+DATA_FORMATS = ("jointbert", "conll", "iob")
+DOWNLOADABLE = ("atis", "snips")
+SCHEDULES = ("none", "plateau", "linear")
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and how to read it.
+
+    ``format=jointbert`` reads ``dir/{train,dev,test}/{seq.in,seq.out,label}``; ``conll`` and
+    ``iob`` read the files ``train``, ``dev``, ``test``. ``download`` names a benchmark that
+    is fetched into ``dir`` when ``dir`` does not exist.
+    """
+
+    name: str = "custom"
+    format: str = "jointbert"
+    dir: Optional[str] = None
+    train: Optional[str] = None
+    dev: Optional[str] = None
+    test: Optional[str] = None
+    token_column: int = 0
+    tag_column: int = -1
+    delimiter: Optional[str] = None
+    bio_repair: bool = True
+    download: Optional[str] = None
+
+
+@dataclass
+class VocabConfig:
+    lowercase: bool = True
+    digits: str = "off"  # off | zero | token
+    min_freq: int = 1
+    unk_dropout: float = 0.0  # probability of replacing a training singleton by <unk>
+
+
+@dataclass
+class ModelConfig:
+    cell: str = "lstm"
+    nonlinearity: str = "tanh"
+    bidirectional: bool = True
+    num_layers: int = 1
+    hidden_size: int = 128
+    embedding_dim: int = 100
+    dropout: float = 0.3
+    embedding_dropout: Optional[float] = None
+    output_dropout: Optional[float] = None
+    context_window: int = 0
+    pretrained_vectors: Optional[str] = None
+    intent: str = "auto"  # auto (when the training data has intents) | on | off
+    intent_loss_weight: float = 1.0
+
+
+@dataclass
+class AdamConfig:
+    _target_: str = "torch.optim.Adam"
+    _partial_: bool = True
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+
+@dataclass
+class AdamWConfig(AdamConfig):
+    _target_: str = "torch.optim.AdamW"
+    weight_decay: float = 0.01
+
+
+@dataclass
+class SGDConfig:
+    _target_: str = "torch.optim.SGD"
+    _partial_: bool = True
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    nesterov: bool = False
+
+
+@dataclass
+class SchedulerConfig:
+    name: str = "none"  # none | plateau | linear
+    factor: float = 0.5  # plateau: lr *= factor
+    patience: int = 2  # plateau: epochs without dev F1 gain before reducing
+    min_lr: float = 0.0
+    end_factor: float = 0.0  # linear: final lr / initial lr
+    warmup_steps: int = 0  # linear: steps of linear warm-up before the decay
+
+
+@dataclass
+class LoggerConfig:
+    tensorboard: bool = True
+    log_every_n_steps: int = 50
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 30
+    min_epochs: int = 1
+    batch_size: int = 32
+    eval_batch_size: int = 256
+    lr: float = 1e-3
+    clip_norm: Optional[float] = 5.0
+    clip_value: Optional[float] = None
+    patience: int = 5
+    loss_reduction: str = "sum"
+    max_skipped_steps: int = 10
+    progress: Optional[bool] = None  # None: bars only when stderr is a terminal
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = MISSING
+    model: ModelConfig = MISSING
+    optim: Any = MISSING
+    scheduler: SchedulerConfig = MISSING
+    logger: LoggerConfig = MISSING
+    vocab: VocabConfig = field(default_factory=VocabConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0  # torch intra-op threads; 0 leaves PyTorch's default
+
+
+@dataclass
+class EvalConfig:
+    ckpt_path: str = MISSING
+    data: Optional[DataConfig] = None  # None: the data the checkpoint was trained on
+    split: str = "test"
+    file: Optional[str] = None  # score this file (or JointBERT split folder) instead of a split
+    text: Optional[str] = None  # tag this sentence ("-" reads sentences from stdin)
+    batch_size: int = 256
+    device: str = "auto"
+    strict: bool = False  # also print the strict IOB2 report
+
+
+def register_configs() -> None:
+    """Register the schemas with Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_train", node=TrainConfig)
+    cs.store(name="base_eval", node=EvalConfig)
+    cs.store(group="data", name="base_data", node=DataConfig)
+    cs.store(group="model", name="base_model", node=ModelConfig)
+    cs.store(group="optim", name="base_adam", node=AdamConfig)
+    cs.store(group="optim", name="base_adamw", node=AdamWConfig)
+    cs.store(group="optim", name="base_sgd", node=SGDConfig)
+    cs.store(group="scheduler", name="base_scheduler", node=SchedulerConfig)
+    cs.store(group="logger", name="base_logger", node=LoggerConfig)
+
+
+register_configs()
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _probability(value: float | None, key: str) -> None:
+    if value is not None:
+        _check(0.0 <= value < 1.0, f"{key}={value} is outside [0, 1): use a probability such as 0.3")
+
+
+def validate_data(data: DictConfig | DataConfig, splits: tuple[str, ...] = ("train", "dev", "test")) -> None:
+    """Check a data config's values (not the files) for reading ``splits``."""
+
+    def unset(key: str) -> bool:
+        return (isinstance(data, DictConfig) and OmegaConf.is_missing(data, key)) or not data[key]
+
+    _check(data.format in DATA_FORMATS, f"data.format={data.format!r} is unknown: use one of {', '.join(DATA_FORMATS)}")
+    if data.format == "jointbert":
+        _check(not splits or not unset("dir"), "data.dir is not set: point it at a folder with train/, dev/, test/ (e.g. data.dir=path/to/atis)")
+    else:
+        for split in splits:
+            _check(not unset(split), f"data.{split} is not set: data.format={data.format} reads one file per split (data.{split}=PATH)")
+    if data.download is not None:
+        _check(data.download in DOWNLOADABLE, f"data.download={data.download!r} is unknown: use one of {', '.join(DOWNLOADABLE)} or null")
+
+
+def validate_train(cfg: DictConfig) -> None:
+    """Fail fast, before any data is read, on values the schemas cannot rule out."""
+    from slotfill.model import CELLS, LOSS_REDUCTIONS, NONLINEARITIES
+    from slotfill.vocab import DIGIT_MODES
+
+    m, t, v = cfg.model, cfg.trainer, cfg.vocab
+    validate_data(cfg.data)
+    _check(m.cell in CELLS, f"model.cell={m.cell!r} is unknown: use one of {', '.join(CELLS)}")
+    _check(m.nonlinearity in NONLINEARITIES, f"model.nonlinearity={m.nonlinearity!r} is unknown: use tanh or relu")
+    _check(m.intent in ("auto", "on", "off"), f"model.intent={m.intent!r} is unknown: use auto, on or off")
+    for key in ("num_layers", "hidden_size", "embedding_dim"):
+        _check(m[key] >= 1, f"model.{key}={m[key]} must be a positive integer")
+    _check(m.context_window >= 0, f"model.context_window={m.context_window} must be >= 0")
+    for key in ("dropout", "embedding_dropout", "output_dropout"):
+        _probability(m[key], f"model.{key}")
+    if m.pretrained_vectors:
+        _check(Path(m.pretrained_vectors).is_file(), f"model.pretrained_vectors={m.pretrained_vectors} does not exist")
+    _check(v.digits in DIGIT_MODES, f"vocab.digits={v.digits!r} is unknown: use one of {', '.join(DIGIT_MODES)}")
+    _check(v.min_freq >= 1, f"vocab.min_freq={v.min_freq} must be >= 1")
+    _probability(v.unk_dropout, "vocab.unk_dropout")
+    _check(t.max_epochs >= 1, f"trainer.max_epochs={t.max_epochs} must be >= 1")
+    _check(1 <= t.min_epochs <= t.max_epochs, f"trainer.min_epochs={t.min_epochs} must be in [1, trainer.max_epochs]")
+    _check(t.batch_size >= 1 and t.eval_batch_size >= 1, "trainer.batch_size and trainer.eval_batch_size must be >= 1")
+    _check(t.lr > 0 and math.isfinite(t.lr), f"trainer.lr={t.lr} must be a positive number")
+    _check(t.clip_norm is None or t.clip_norm > 0, f"trainer.clip_norm={t.clip_norm} must be > 0, or null to turn clipping off")
+    _check(t.clip_value is None or t.clip_value > 0, f"trainer.clip_value={t.clip_value} must be > 0, or null")
+    _check(t.patience >= 1, f"trainer.patience={t.patience} must be >= 1")
+    _check(t.max_skipped_steps >= 1, f"trainer.max_skipped_steps={t.max_skipped_steps} must be >= 1")
+    _check(t.loss_reduction in LOSS_REDUCTIONS, f"trainer.loss_reduction={t.loss_reduction!r} is unknown: use sum or mean")
+    _check(cfg.scheduler.name in SCHEDULES, f"scheduler.name={cfg.scheduler.name!r} is unknown: use one of {', '.join(SCHEDULES)}")
+    _check(cfg.device in ("auto", "cpu", "cuda") or str(cfg.device).startswith("cuda:"), f"device={cfg.device!r} is unknown: use auto, cpu or cuda")
+    _check(cfg.threads >= 0, f"threads={cfg.threads} must be >= 0")

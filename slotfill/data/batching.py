@@ -1,0 +1,105 @@
+"""Encoded datasets and length-bucketed batches.
+
+A split is turned into tensors once (padded index matrices); a batch is then a row
+selection and a slice, with no Python work per token inside the training loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from slotfill.data.example import Example
+from slotfill.vocab import LabelSet, TagSet, Vocab
+
+
+@dataclass
+class Batch:
+    """A padded batch; ``index`` holds the rows' positions in the split."""
+
+    index: torch.Tensor  # (B,)
+    words: torch.Tensor  # (B, T)
+    lengths: torch.Tensor  # (B,)
+    tags: torch.Tensor | None = None  # (B, T)
+    intents: torch.Tensor | None = None  # (B,)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+    def to(self, device: torch.device) -> Batch:
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        # lengths stay on the CPU: packing wants them there.
+        return Batch(self.index, move(self.words), self.lengths, move(self.tags), move(self.intents))
+
+
+class EncodedSplit:
+    """Words (and, for training, tag and intent indices) of a split as padded tensors."""
+
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        vocab: Vocab,
+        tagset: TagSet | None = None,
+        labels: LabelSet | None = None,
+    ):
+        self.examples = list(examples)
+        n = len(self.examples)
+        self.lengths = torch.tensor([len(ex) for ex in self.examples], dtype=torch.long)
+        width = int(self.lengths.max()) if n else 0
+        self.words = torch.zeros(n, width, dtype=torch.long)
+        self.tags = torch.zeros(n, width, dtype=torch.long) if tagset is not None else None
+        for i, ex in enumerate(self.examples):
+            self.words[i, : len(ex)] = torch.tensor(vocab.encode(ex.tokens), dtype=torch.long)
+            if self.tags is not None:
+                self.tags[i, : len(ex)] = torch.tensor(tagset.encode(ex.tags), dtype=torch.long)
+        self.intents = None
+        if labels is not None and len(labels) and all(ex.intent is not None for ex in self.examples):
+            self.intents = torch.tensor([labels.stoi[ex.intent] for ex in self.examples], dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+    def batch(self, index: torch.Tensor) -> Batch:
+        lengths = self.lengths[index]
+        width = int(lengths.max())
+        pick = lambda t: None if t is None else t[index, :width]  # noqa: E731
+        intents = None if self.intents is None else self.intents[index]
+        return Batch(index, pick(self.words), lengths, pick(self.tags), intents)
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> list[Batch]:
+        """Batches of similar length.
+
+        Without a generator: in length order (for evaluation). With one: lengths are sorted
+        with random tie-breaks, cut into batches, and the batches shuffled, so every epoch
+        sees new batch compositions while padding stays small.
+        """
+        n = len(self)
+        if generator is None:
+            order = torch.argsort(self.lengths, stable=True)
+        else:
+            noise = torch.rand(n, generator=generator)
+            order = torch.argsort(self.lengths.double() + noise.double() * 0.999, stable=True)
+        chunks = list(torch.split(order, batch_size))
+        if generator is not None:
+            chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
+        return [self.batch(chunk) for chunk in chunks]
+
+
+def unk_dropout(words: torch.Tensor, rare: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Replace each rare word by ``<unk>`` with probability ``p`` (training only).
+
+    Args:
+        words: (B, T) indices.
+        rare: (V,) bool, true for the words to drop (training singletons).
+    """
+    if p <= 0:
+        return words
+    drop = rare[words] & (torch.rand(words.shape, generator=generator) < p)
+    return words.masked_fill(drop, Vocab.unk_index)

@@ -1,0 +1,77 @@
+"""Decoding a split, scoring it, and writing predictions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from slotfill.data.batching import EncodedSplit
+from slotfill.data.example import Example
+from slotfill.metrics import slot_scores
+from slotfill.model import Tagger
+from slotfill.vocab import LabelSet, TagSet, Vocab
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Predictions:
+    tags: list[list[str]]
+    intents: list[str] | None
+
+
+@torch.inference_mode()
+def predict(
+    model: Tagger,
+    examples: Sequence[Example] | EncodedSplit,
+    vocab: Vocab,
+    tagset: TagSet,
+    labels: LabelSet | None,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> Predictions:
+    """Tag strings (and intents, if the model has an intent head) in the examples' order."""
+    split = examples if isinstance(examples, EncodedSplit) else EncodedSplit(examples, vocab)
+    was_training = model.training
+    model.eval()
+    tags: list[list[str] | None] = [None] * len(split)
+    intents: list[str | None] | None = [None] * len(split) if model.intents is not None and labels else None
+    try:
+        for batch in split.batches(batch_size):
+            paths, intent_ids = model.predict(batch.words.to(device), batch.lengths)
+            for row, path, in zip(batch.index.tolist(), paths):
+                tags[row] = tagset.decode(path)
+            if intents is not None and intent_ids is not None:
+                for row, intent in zip(batch.index.tolist(), intent_ids):
+                    intents[row] = labels.itos[intent]
+    finally:
+        model.train(was_training)
+    return Predictions(tags, intents)  # type: ignore[arg-type]
+
+
+def unseen_gold_tags(examples: Sequence[Example], tagset: TagSet) -> list[str]:
+    """Gold tags the model never saw in training (they can only be missed)."""
+    return sorted({t for ex in examples if ex.tags for t in ex.tags if t not in tagset})
+
+
+def score(examples: Sequence[Example], preds: Predictions) -> dict[str, Any]:
+    gold = [list(ex.tags) for ex in examples]
+    gold_intents = [ex.intent for ex in examples] if preds.intents is not None else None
+    return slot_scores(gold, preds.tags, gold_intents, preds.intents)
+
+
+def write_predictions(examples: Sequence[Example], preds: Predictions, path: str | Path) -> None:
+    """CoNLL columns ``token gold predicted`` (``-`` when there is no gold), blank line between utterances."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for ex, pred in zip(examples, preds.tags):
+            gold = ex.tags if ex.tags is not None else ["-"] * len(ex)
+            for token, g, p in zip(ex.tokens, gold, pred):
+                handle.write(f"{token} {g} {p}\n")
+            handle.write("\n")

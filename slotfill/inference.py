@@ -1,0 +1,86 @@
+"""Tagging new sentences with a trained checkpoint: the Python API behind ``evaluate.py text=``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from slotfill.checkpoint import load_checkpoint
+from slotfill.data.bio import spans
+from slotfill.data.example import Example
+from slotfill.evaluation import Predictions, predict
+from slotfill.model import Tagger
+from slotfill.vocab import LabelSet, TagSet, Vocab
+
+
+class SlotTagger:
+    """A trained tagger with its vocabulary, ready to tag text.
+
+    Example:
+        >>> tagger = SlotTagger.load("outputs/airline/RUN/checkpoints/best.pt")
+        >>> tagger.tag(["show flights from boston to denver"])
+        [{'text': 'show flights from boston to denver', 'tokens': [...], 'tags': [...],
+          'slots': [{'type': 'fromloc.city_name', 'text': 'boston', 'start': 3, 'end': 4}, ...],
+          'intent': 'atis_flight'}]
+    """
+
+    def __init__(
+        self,
+        model: Tagger,
+        vocab: Vocab,
+        tagset: TagSet,
+        labels: LabelSet | None = None,
+        device: torch.device | str = "cpu",
+        config: dict[str, Any] | None = None,
+    ):
+        self.model = model.to(device).eval()
+        self.vocab = vocab
+        self.tagset = tagset
+        self.labels = labels
+        self.device = torch.device(device)
+        self.config = config or {}
+
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device | str = "cpu") -> SlotTagger:
+        """Rebuild the model from a checkpoint alone (read with ``weights_only=True``)."""
+        state = load_checkpoint(path, map_location=device)
+        model = Tagger(**state["model_args"])
+        model.load_state_dict(state["model_state"])
+        labels = LabelSet.from_state(state["intents"]) if state.get("intents") else None
+        return cls(
+            model, Vocab.from_state(state["vocab"]), TagSet.from_state(state["tags"]), labels,
+            device, state.get("config"),
+        )
+
+    def predict(self, examples: Sequence[Example], batch_size: int = 256) -> Predictions:
+        """Tags (and intents) for non-empty examples, in order."""
+        return predict(self.model, examples, self.vocab, self.tagset, self.labels, batch_size, self.device)
+
+    def tag(self, sentences: Iterable[str | Sequence[str]], batch_size: int = 256) -> list[dict[str, Any]]:
+        """Tag sentences given as strings (split on whitespace) or token lists.
+
+        Returns one dict per sentence: ``text``, ``tokens``, ``tags``, ``slots`` (``type``,
+        ``text``, ``start``, ``end`` token offsets, end exclusive) and ``intent`` when the
+        model has an intent head. An empty sentence gets empty lists.
+        """
+        token_lists = [s.split() if isinstance(s, str) else list(s) for s in sentences]
+        nonempty = [i for i, toks in enumerate(token_lists) if toks]
+        preds = self.predict([Example(tuple(token_lists[i])) for i in nonempty], batch_size)
+        results: list[dict[str, Any]] = []
+        for tokens in token_lists:
+            results.append({"text": " ".join(tokens), "tokens": tokens, "tags": [], "slots": []})
+            if self.labels is not None:
+                results[-1]["intent"] = None
+        for j, i in enumerate(nonempty):
+            tokens, tags = token_lists[i], preds.tags[j]
+            results[i]["tags"] = tags
+            results[i]["slots"] = [
+                {"type": s.type, "text": " ".join(tokens[s.start : s.end]), "start": s.start, "end": s.end}
+                for s in spans(tags)
+            ]
+            if preds.intents is not None:
+                results[i]["intent"] = preds.intents[j]
+        return results
