@@ -50,7 +50,7 @@ class VocabConfig:
     lowercase: bool = True
     digits: str = "off"  # off | zero | token
     min_freq: int = 1
-    unk_dropout: float = 0.0  # probability of replacing a training singleton by <unk>
+    unk_dropout: float = 0.5  # probability of replacing a training singleton by <unk>
 
 
 @dataclass
@@ -59,9 +59,9 @@ class ModelConfig:
     nonlinearity: str = "tanh"
     bidirectional: bool = True
     num_layers: int = 1
-    hidden_size: int = 128
+    hidden_size: int = 200
     embedding_dim: int = 100
-    dropout: float = 0.3
+    dropout: float = 0.5
     embedding_dropout: Optional[float] = None
     output_dropout: Optional[float] = None
     context_window: int = 0
@@ -112,14 +112,14 @@ class LoggerConfig:
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 30
+    max_epochs: int = 50
     min_epochs: int = 1
     batch_size: int = 32
     eval_batch_size: int = 256
     lr: float = 1e-3
     clip_norm: Optional[float] = 5.0
     clip_value: Optional[float] = None
-    patience: int = 5
+    patience: int = 8
     loss_reduction: str = "sum"
     max_skipped_steps: int = 10
     progress: Optional[bool] = None  # None: bars only when stderr is a terminal

@@ -47,14 +47,13 @@ def tiny_corpus(tmp_path: Path) -> Path:
     return write_jointbert(tmp_path / "tiny", {"train": TINY_TRAIN, "dev": TINY_DEV, "test": TINY_TEST})
 
 
-def compose_train(overrides: list[str] | None = None):
-    """The real train config, shrunk to run in a second on the CPU."""
-    small = [
-        "trainer.max_epochs=2", "model.hidden_size=16", "model.embedding_dim=12",
-        "trainer.batch_size=4", "device=cpu", "logger=none",
-    ]
+def compose_train(overrides: list[str] | None = None, small: bool = True):
+    """The real train config on the CPU, shrunk (unless ``small=False``) to run in a second."""
+    base = ["device=cpu", "logger=none"]
+    if small:
+        base += ["trainer.max_epochs=2", "model.hidden_size=16", "model.embedding_dim=12", "trainer.batch_size=4"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=small + (overrides or []))
+        return compose("train", overrides=base + (overrides or []))
 
 
 def compose_eval(overrides: list[str]):
