@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,9 @@ import torch
 from slotfill.errors import CheckpointError
 
 FORMAT_VERSION = 1
+# The oldest format that load_checkpoint still reads (migrating it to FORMAT_VERSION when
+# they differ); 1 is the first format, so there is nothing to migrate yet.
+MIN_FORMAT_VERSION = 1
 _REQUIRED = ("format_version", "model_args", "model_state", "vocab", "tags")
 
 
@@ -65,7 +67,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: refused to load: the file holds objects other than plain tensors and values "
             f"({first}); slotfill never unpickles code -- use a checkpoint written by slotfill"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - any failure to parse means the file is not ours
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"{path}: not a readable checkpoint (truncated or not a PyTorch file: {first}) -- "
@@ -74,6 +76,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or any(key not in state for key in _REQUIRED):
         raise CheckpointError(f"{path}: a PyTorch file, but not a slotfill checkpoint (keys missing)")
     version = state["format_version"]
+    if isinstance(version, int) and version < MIN_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {version} is an older format that this slotfill cannot "
+            f"migrate (it reads {MIN_FORMAT_VERSION} to {FORMAT_VERSION}) -- retrain, or evaluate it with "
+            f"the slotfill version that wrote it ({state.get('slotfill_version', '?')})"
+        )
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format {version} is newer than this slotfill understands "

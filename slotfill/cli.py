@@ -34,14 +34,15 @@ def conf_dir() -> str:
 
 
 def run_guarded(task: Callable[[], Any]) -> Any:
-    """Run ``task``; a :class:`SlotfillError` becomes one line on stderr and exit status 1."""
+    """Run ``task``; a :class:`SlotfillError` becomes one line on stderr and a non-zero exit
+    (1, or the error's ``exit_code``: 3 for a diverged run, 128 + signal for an interrupted one)."""
     try:
         return task()
     except SlotfillError as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise SystemExit(getattr(err, "exit_code", 1)) from None
 
 
 def _output_dir() -> Path:
@@ -49,15 +50,15 @@ def _output_dir() -> Path:
 
 
 def _train_task(cfg: DictConfig) -> float:
-    from slotfill.training import train
+    from slotfill.training import run
 
     output_dir = _output_dir()
-    results = run_guarded(lambda: train(cfg, output_dir))
+    results = run_guarded(lambda: run(cfg, output_dir))
     print(
         f"dev slot F1 {results['dev']['f1']:.4f}  test slot F1 {results['test']['f1']:.4f}"
         f"  (best epoch {results['best_epoch']} of {results['epochs']}; {results['train_seconds']:.0f}s)"
     )
-    print(f"run folder: {output_dir}")
+    print(f"run folder: {results.get('run_dir', output_dir)}")
     return results["dev"]["f1"]
 
 

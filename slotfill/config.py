@@ -122,6 +122,7 @@ class TrainerConfig:
     patience: int = 8
     loss_reduction: str = "sum"
     max_skipped_steps: int = 10
+    checkpoint_every_n_steps: int = 0  # also write last.pt every n steps (0: only at epoch ends)
     progress: Optional[bool] = None  # None: bars only when stderr is a terminal
 
 
@@ -137,6 +138,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # torch intra-op threads; 0 leaves PyTorch's default
+    resume: Optional[str] = None  # run folder or last.pt to continue; "auto": this run's own last.pt
 
 
 @dataclass
@@ -222,6 +224,7 @@ def validate_train(cfg: DictConfig) -> None:
     _check(t.clip_value is None or t.clip_value > 0, f"trainer.clip_value={t.clip_value} must be > 0, or null")
     _check(t.patience >= 1, f"trainer.patience={t.patience} must be >= 1")
     _check(t.max_skipped_steps >= 1, f"trainer.max_skipped_steps={t.max_skipped_steps} must be >= 1")
+    _check(t.checkpoint_every_n_steps >= 0, f"trainer.checkpoint_every_n_steps={t.checkpoint_every_n_steps} must be >= 0")
     _check(t.loss_reduction in LOSS_REDUCTIONS, f"trainer.loss_reduction={t.loss_reduction!r} is unknown: use sum or mean")
     _check(cfg.scheduler.name in SCHEDULES, f"scheduler.name={cfg.scheduler.name!r} is unknown: use one of {', '.join(SCHEDULES)}")
     _check(cfg.device in ("auto", "cpu", "cuda") or str(cfg.device).startswith("cuda:"), f"device={cfg.device!r} is unknown: use auto, cpu or cuda")

@@ -19,9 +19,12 @@ import logging
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -165,8 +168,178 @@ def describe(model: Tagger) -> str:
     )
 
 
-def train(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
-    """Train, select on dev, test once; returns the ``results.json`` content."""
+class TrainingDiverged(SlotfillError):
+    """Too many consecutive non-finite steps; the best model so far was still scored."""
+
+    exit_code = 3
+
+
+class TrainingInterrupted(SlotfillError):
+    """A stop signal arrived; the state was saved and the run can be resumed."""
+
+    def __init__(self, signum: int, output_dir: Path):
+        self.signum = signum
+        self.exit_code = 128 + signum
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"stopped by {name}: state saved in {output_dir / 'checkpoints' / 'last.pt'}; "
+            f"resume with: python train.py resume={output_dir}"
+        )
+
+
+class _StopSignals:
+    """Turns SIGINT/SIGTERM/SIGUSR1 into a flag that the loop checks after each step.
+
+    The handler only records the signal: the step in flight finishes, the loop saves a
+    checkpoint and then calls :meth:`deliver`, which hands the signal to whatever handler
+    was installed before (submitit's requeue handler on Slurm) or raises
+    :class:`TrainingInterrupted`. Outside the main thread no handler can be installed and
+    signals keep their usual effect.
+    """
+
+    NAMES = ("SIGINT", "SIGTERM", "SIGUSR1")
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for name in self.NAMES:
+                signum = getattr(signal, name, None)
+                if signum is not None:
+                    self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is None:
+            log.warning("received %s: finishing this step, then saving a checkpoint", signal.Signals(signum).name)
+        self.received = signum
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
+
+    def __exit__(self, *exc: Any) -> None:
+        self.restore()
+
+    def deliver(self, output_dir: Path) -> None:
+        signum = self.received
+        assert signum is not None
+        handler = self.previous.get(signum)
+        self.restore()
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(signum, None)  # e.g. submitit: requeue the job, which resumes with resume=auto
+        raise TrainingInterrupted(signum, output_dir)
+
+
+@dataclass
+class LoopState:
+    """Everything besides model/optimizer/RNG state that an exact resume needs."""
+
+    epoch: int = 1  # the epoch in progress (1-based)
+    batch_in_epoch: int = 0  # batches of that epoch already done (skipped ones included)
+    step: int = 0  # optimizer steps taken
+    best_f1: float = -1.0
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    skipped: int = 0
+    consecutive_skipped: int = 0
+    clipped: int = 0
+    train_tokens: int = 0
+    train_seconds: float = 0.0
+    epoch_loss_sum: float = 0.0
+    epoch_loss_count: int = 0
+    epoch_norm_sum: float = 0.0
+    epoch_tokens: int = 0
+    epoch_seconds: float = 0.0
+    stop_reason: str = ""
+    finished: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def start_epoch(self) -> None:
+        self.batch_in_epoch = 0
+        self.epoch_loss_sum = self.epoch_norm_sum = self.epoch_seconds = 0.0
+        self.epoch_loss_count = self.epoch_tokens = 0
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "batches": generator.get_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["batches"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def find_resume_checkpoint(resume: str, output_dir: Path) -> Path | None:
+    """The ``last.pt`` that ``resume=`` names (``auto``: this run's own, if any)."""
+    if resume == "auto":
+        candidate = output_dir / "checkpoints" / "last.pt"
+        return candidate if candidate.is_file() else None
+    path = Path(resume)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "last.pt", path / "last.pt"):
+            if candidate.is_file():
+                return candidate
+        raise SlotfillError(f"{path}: no checkpoints/last.pt to resume from -- pass resume=<run dir> of an interrupted run")
+    if not path.is_file():
+        raise SlotfillError(f"resume={resume}: no such run folder or checkpoint")
+    return path
+
+
+def load_resume_state(path: Path) -> dict[str, Any]:
+    state = load_checkpoint(path)
+    if "loop_state" not in state:
+        raise SlotfillError(f"{path}: holds weights only, no training state -- resume from <run dir>/checkpoints/last.pt")
+    return state
+
+
+def run(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
+    """Train as ``cfg`` says, or continue the run that ``cfg.resume`` names.
+
+    A resumed run takes its config from the checkpoint (the command line's other values are
+    not used) and writes into its original run folder.
+    """
+    output_dir = Path(output_dir)
+    resume = cfg.get("resume")
+    if not resume:
+        return train(cfg, output_dir)
+    path = find_resume_checkpoint(str(resume), output_dir)
+    if path is None:  # resume=auto and nothing to resume: a fresh run
+        return train(cfg, output_dir)
+    state = load_resume_state(path)
+    if state["loop_state"]["finished"]:
+        raise SlotfillError(f"{path}: that run has finished; nothing to resume (its results are in {path.parent.parent / 'results.json'})")
+    saved = OmegaConf.create(state["config"])
+    saved.resume = str(resume)
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    log.info("resuming %s from %s with the run's saved config", run_dir, path)
+    return train(saved, run_dir, resume_state=state)
+
+
+def train(
+    cfg: DictConfig, output_dir: str | Path, resume_state: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Train, select on dev, test once; returns the ``results.json`` content.
+
+    Args:
+        cfg: the composed train config.
+        output_dir: the run folder.
+        resume_state: a ``last.pt`` checkpoint (see :func:`load_resume_state`) to continue
+            exactly where it stopped; ``cfg`` must then be that run's config.
+    """
     validate_train(cfg)
     output_dir = Path(output_dir)
     check_writable(output_dir)
@@ -183,6 +356,9 @@ def train(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
     vocab = Vocab.build((ex.tokens for ex in train_ex), normalizer, cfg.vocab.min_freq)
     tagset = TagSet.build(ex.tags for ex in train_ex)
     labels = _intent_labels(cfg, train_ex)
+    if resume_state is not None:
+        if resume_state["vocab"]["itos"] != vocab.itos or resume_state["tags"] != tagset.itos:
+            raise SlotfillError("the training data changed since the run was interrupted (vocabulary or tags differ); cannot resume exactly -- start a new run")
     for name, examples in (("dev", dev_ex), ("test", test_ex)):
         unseen = unseen_gold_tags(examples, tagset)
         if unseen:
@@ -206,13 +382,28 @@ def train(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
     optimizer = instantiate(cfg.optim)(model.parameters(), lr=t.lr)
     scheduler = _build_scheduler(cfg, optimizer, steps_per_epoch * t.max_epochs)
 
+    state = LoopState()
+    epoch_generator_state = generator.get_state()
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model_state"])
+        optimizer.load_state_dict(resume_state["optimizer_state"])
+        if scheduler is not None and resume_state.get("scheduler_state") is not None:
+            scheduler.load_state_dict(resume_state["scheduler_state"])
+        state = LoopState(**resume_state["loop_state"])
+        _set_rng_state(resume_state["rng_state"], generator)
+        epoch_generator_state = resume_state["epoch_generator_state"]
+        log.info("resumed at epoch %d, batch %d (step %d; best dev F1 %.4f at epoch %d)",
+                 state.epoch, state.batch_in_epoch, state.step, state.best_f1, state.best_epoch)
+
     writer = None
     if cfg.logger.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(log_dir=str(output_dir / "tensorboard"))
-        writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
-        writer.add_text("model", describe(model))
+        # purge_step drops events logged after the checkpoint a resumed run starts from
+        writer = SummaryWriter(log_dir=str(output_dir / "tensorboard"), purge_step=state.step if resume_state else None)
+        if resume_state is None:
+            writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
+            writer.add_text("model", describe(model))
 
     ckpt_dir = output_dir / "checkpoints"
     base_state = {
@@ -224,140 +415,189 @@ def train(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
         "intents": labels.to_state() if labels else None,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
-    show = (sys.stderr.isatty() if t.progress is None else bool(t.progress))
-    best_f1, best_epoch, bad_epochs, step = -1.0, 0, 0, 0
-    skipped, consecutive_skipped, clipped = 0, 0, 0
-    train_tokens, train_seconds, epochs_run = 0, 0.0, 0
-    history: list[dict[str, float]] = []
-    stop_reason = "max_epochs"
 
-    epoch_bar = tqdm(range(1, t.max_epochs + 1), desc="epochs", disable=not show, leave=False)
-    for epoch in epoch_bar:
-        model.train()
-        started = time.perf_counter()
-        loss_sum, loss_count, norm_sum, epoch_tokens = 0.0, 0, 0.0, 0
-        batches = train_data.batches(t.batch_size, generator)
-        for batch in tqdm(batches, desc=f"epoch {epoch}", disable=not show, leave=False):
-            words = unk_dropout(batch.words, rare, cfg.vocab.unk_dropout, generator)
-            out = model(
-                words.to(device), batch.lengths,
-                batch.tags.to(device), None if batch.intents is None else batch.intents.to(device),
-                reduction=t.loss_reduction,
-            )
-            loss = out["loss"]
-            optimizer.zero_grad(set_to_none=True)
-            if not torch.isfinite(loss):
-                norm = torch.tensor(float("nan"))
-            else:
-                loss.backward()
-                norm = clip_grad_norm(model.parameters(), t.clip_norm)
-            if not torch.isfinite(norm):
-                skipped += 1
-                consecutive_skipped += 1
-                optimizer.zero_grad(set_to_none=True)
-                log.warning("epoch %d step %d: non-finite loss or gradient, step skipped (%d in a row)", epoch, step, consecutive_skipped)
-                if consecutive_skipped >= t.max_skipped_steps:
-                    stop_reason = "non_finite"
-                    break
-                continue
-            consecutive_skipped = 0
-            if t.clip_norm is not None and float(norm) > t.clip_norm:
-                clipped += 1
-            if t.clip_value is not None:
-                torch.nn.utils.clip_grad_value_(model.parameters(), t.clip_value)
-            optimizer.step()
-            if scheduler is not None and cfg.scheduler.name == "linear":
-                scheduler.step()
-            step += 1
-            loss_value = float(loss.detach())
-            loss_sum += loss_value
-            loss_count += 1
-            norm_sum += float(norm)
-            epoch_tokens += batch.num_tokens
-            if writer is not None and step % cfg.logger.log_every_n_steps == 0:
-                writer.add_scalar("train/loss", loss_value, step)
-                writer.add_scalar("grad_norm", float(norm), step)
-                writer.add_scalar("lr", optimizer.param_groups[0]["lr"], step)
-        seconds = time.perf_counter() - started
-        epochs_run = epoch
-        train_seconds += seconds
-        train_tokens += epoch_tokens
-        if stop_reason == "non_finite":
-            log.error(
-                "training stopped: %d consecutive steps had a non-finite loss or gradient "
-                "(lower trainer.lr or set trainer.clip_norm); keeping the best checkpoint so far",
-                consecutive_skipped,
-            )
-            break
-
-        dev_scores = score(dev_ex, predict(model, dev_data, vocab, tagset, labels, t.eval_batch_size, device))
-        improved = dev_scores["f1"] > best_f1
-        if improved:
-            best_f1, best_epoch, bad_epochs = dev_scores["f1"], epoch, 0
-            save_checkpoint({**base_state, "model_state": model.state_dict(), "epoch": epoch, "best_f1": best_f1}, ckpt_dir / "best.pt")
-        else:
-            bad_epochs += 1
-        if scheduler is not None and cfg.scheduler.name == "plateau":
-            scheduler.step(dev_scores["f1"])
+    def save_last() -> None:
         save_checkpoint(
             {
-                **base_state, "model_state": model.state_dict(), "epoch": epoch, "step": step,
-                "best_f1": best_f1, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+                **base_state,
+                "model_state": model.state_dict(),
+                "epoch": state.epoch,
+                "best_f1": state.best_f1,
                 "optimizer_state": optimizer.state_dict(),
-                "scheduler_state": scheduler.state_dict() if scheduler is not None and cfg.scheduler.name == "plateau" else None,
-                "torch_rng_state": torch.get_rng_state(), "generator_state": generator.get_state(),
+                "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+                "loop_state": asdict(state),
+                "rng_state": _rng_state(generator),
+                "epoch_generator_state": epoch_generator_state,
             },
             ckpt_dir / "last.pt",
         )
-        mean_loss = loss_sum / max(loss_count, 1)
-        tokens_per_second = epoch_tokens / seconds if seconds > 0 else 0.0
-        clipped_fraction = clipped / step if step else 0.0
-        history.append({"epoch": epoch, "train_loss": mean_loss, "dev_f1": dev_scores["f1"], "seconds": seconds})
-        log.info(
-            "epoch %3d  loss %.4f  grad_norm %.2f  dev F1 %.4f (P %.4f R %.4f)%s  %.1fs  %.0f tok/s",
-            epoch, mean_loss, norm_sum / max(loss_count, 1), dev_scores["f1"], dev_scores["precision"],
-            dev_scores["recall"], "  *best*" if improved else "", seconds, tokens_per_second,
-        )
-        epoch_bar.set_postfix(dev_f1=f"{dev_scores['f1']:.4f}", best=f"{best_f1:.4f}")
-        if writer is not None:
-            writer.add_scalar("train/epoch_loss", mean_loss, epoch)
-            writer.add_scalar("val/f1", dev_scores["f1"], epoch)
-            writer.add_scalar("val/precision", dev_scores["precision"], epoch)
-            writer.add_scalar("val/recall", dev_scores["recall"], epoch)
-            writer.add_scalar("val/f1_best", best_f1, epoch)
-            writer.add_scalar("time/epoch_seconds", seconds, epoch)
-            writer.add_scalar("time/tokens_per_second", tokens_per_second, epoch)
-            writer.add_scalar("train/clipped_fraction", clipped_fraction, epoch)
-            writer.add_scalar("train/skipped_steps", skipped, epoch)
-            writer.add_scalar("lr_epoch", optimizer.param_groups[0]["lr"], epoch)
-        if epoch >= t.min_epochs and bad_epochs >= t.patience:
-            stop_reason = "early_stopping"
-            log.info("early stopping: no better dev F1 for %d epochs (best %.4f at epoch %d)", bad_epochs, best_f1, best_epoch)
-            break
-    epoch_bar.close()
 
-    if best_epoch == 0:
+    show = sys.stderr.isatty() if t.progress is None else bool(t.progress)
+    every = t.checkpoint_every_n_steps
+    with _StopSignals() as stop:
+        epoch_bar = tqdm(range(state.epoch, t.max_epochs + 1), desc="epochs", disable=not show, leave=False)
+        for epoch in epoch_bar:
+            if state.finished:
+                break
+            state.epoch = epoch
+            model.train()
+            if state.batch_in_epoch == 0:
+                state.start_epoch()
+                epoch_generator_state = generator.get_state()
+                batches = train_data.batches(t.batch_size, generator)
+            else:  # resumed mid-epoch: rebuild this epoch's batches, then continue the RNG stream
+                current = generator.get_state()
+                generator.set_state(epoch_generator_state)
+                batches = train_data.batches(t.batch_size, generator)
+                generator.set_state(current)
+            started = time.perf_counter()
+            bar = tqdm(batches, desc=f"epoch {epoch}", disable=not show, leave=False, initial=state.batch_in_epoch)
+            for index, batch in enumerate(bar):
+                if index < state.batch_in_epoch:
+                    continue
+                words = unk_dropout(batch.words, rare, cfg.vocab.unk_dropout, generator)
+                out = model(
+                    words.to(device), batch.lengths,
+                    batch.tags.to(device), None if batch.intents is None else batch.intents.to(device),
+                    reduction=t.loss_reduction,
+                )
+                loss = out["loss"]
+                optimizer.zero_grad(set_to_none=True)
+                if torch.isfinite(loss):
+                    loss.backward()
+                    norm = clip_grad_norm(model.parameters(), t.clip_norm)
+                else:
+                    norm = torch.tensor(float("nan"))
+                state.batch_in_epoch = index + 1
+                stepped = False
+                if not torch.isfinite(norm):
+                    state.skipped += 1
+                    state.consecutive_skipped += 1
+                    optimizer.zero_grad(set_to_none=True)
+                    log.warning("epoch %d step %d: non-finite loss or gradient, step skipped (%d in a row)",
+                                epoch, state.step, state.consecutive_skipped)
+                    if state.consecutive_skipped >= t.max_skipped_steps:
+                        state.stop_reason = "non_finite"
+                        break
+                else:
+                    state.consecutive_skipped = 0
+                    if t.clip_norm is not None and float(norm) > t.clip_norm:
+                        state.clipped += 1
+                    if t.clip_value is not None:
+                        torch.nn.utils.clip_grad_value_(model.parameters(), t.clip_value)
+                    optimizer.step()
+                    if scheduler is not None and cfg.scheduler.name == "linear":
+                        scheduler.step()
+                    state.step += 1
+                    stepped = True
+                    loss_value = float(loss.detach())
+                    state.epoch_loss_sum += loss_value
+                    state.epoch_loss_count += 1
+                    state.epoch_norm_sum += float(norm)
+                    state.epoch_tokens += batch.num_tokens
+                    if writer is not None and state.step % cfg.logger.log_every_n_steps == 0:
+                        writer.add_scalar("train/loss", loss_value, state.step)
+                        writer.add_scalar("grad_norm", float(norm), state.step)
+                        writer.add_scalar("lr", optimizer.param_groups[0]["lr"], state.step)
+                        writer.add_scalar("train/skipped_steps", state.skipped, state.step)
+                periodic = every and stepped and state.step % every == 0 and index + 1 < len(batches)
+                if stop.received is not None or periodic:
+                    state.epoch_seconds += time.perf_counter() - started
+                    started = time.perf_counter()
+                    save_last()
+                    if stop.received is not None:
+                        if writer is not None:
+                            writer.close()
+                        stop.deliver(output_dir)
+            bar.close()
+            seconds = state.epoch_seconds + time.perf_counter() - started
+            state.train_seconds += seconds
+            state.train_tokens += state.epoch_tokens
+            if state.stop_reason == "non_finite":
+                log.error(
+                    "training stopped: %d consecutive steps had a non-finite loss or gradient "
+                    "(lower trainer.lr or set trainer.clip_norm); keeping the best checkpoint so far",
+                    state.consecutive_skipped,
+                )
+                break
+
+            dev_scores = score(dev_ex, predict(model, dev_data, vocab, tagset, labels, t.eval_batch_size, device))
+            finite = all(torch.isfinite(p).all() for p in model.parameters())
+            improved = finite and dev_scores["f1"] > state.best_f1
+            if improved:
+                state.best_f1, state.best_epoch, state.bad_epochs = dev_scores["f1"], epoch, 0
+                save_checkpoint(
+                    {**base_state, "model_state": model.state_dict(), "epoch": epoch, "best_f1": state.best_f1},
+                    ckpt_dir / "best.pt",
+                )
+            else:
+                state.bad_epochs += 1
+            if scheduler is not None and cfg.scheduler.name == "plateau":
+                scheduler.step(dev_scores["f1"])
+            mean_loss = state.epoch_loss_sum / max(state.epoch_loss_count, 1)
+            tokens_per_second = state.epoch_tokens / seconds if seconds > 0 else 0.0
+            clipped_fraction = state.clipped / state.step if state.step else 0.0
+            state.history.append({"epoch": epoch, "train_loss": mean_loss, "dev_f1": dev_scores["f1"], "seconds": seconds})
+            log.info(
+                "epoch %3d  loss %.4f  grad_norm %.2f  dev F1 %.4f (P %.4f R %.4f)%s  %.1fs  %.0f tok/s",
+                epoch, mean_loss, state.epoch_norm_sum / max(state.epoch_loss_count, 1), dev_scores["f1"],
+                dev_scores["precision"], dev_scores["recall"], "  *best*" if improved else "", seconds, tokens_per_second,
+            )
+            epoch_bar.set_postfix(dev_f1=f"{dev_scores['f1']:.4f}", best=f"{state.best_f1:.4f}")
+            if writer is not None:
+                writer.add_scalar("train/epoch_loss", mean_loss, epoch)
+                writer.add_scalar("val/f1", dev_scores["f1"], epoch)
+                writer.add_scalar("val/precision", dev_scores["precision"], epoch)
+                writer.add_scalar("val/recall", dev_scores["recall"], epoch)
+                writer.add_scalar("val/f1_best", state.best_f1, epoch)
+                writer.add_scalar("time/epoch_seconds", seconds, epoch)
+                writer.add_scalar("time/tokens_per_second", tokens_per_second, epoch)
+                writer.add_scalar("train/clipped_fraction", clipped_fraction, epoch)
+                writer.add_scalar("lr_epoch", optimizer.param_groups[0]["lr"], epoch)
+            stop_now = epoch >= t.min_epochs and state.bad_epochs >= t.patience
+            if stop_now:
+                state.stop_reason = "early_stopping"
+                log.info("early stopping: no better dev F1 for %d epochs (best %.4f at epoch %d)",
+                         state.bad_epochs, state.best_f1, state.best_epoch)
+            state.start_epoch()
+            state.epoch = epoch + 1
+            if stop_now or epoch == t.max_epochs:
+                state.finished = True
+            save_last()
+            if stop.received is not None:
+                if writer is not None:
+                    writer.close()
+                stop.deliver(output_dir)
+            if stop_now:
+                break
+        epoch_bar.close()
+    state.stop_reason = state.stop_reason or "max_epochs"
+    epochs_run = len(state.history)
+
+    if state.best_epoch == 0:
         raise SlotfillError("training produced no usable model (every step was non-finite): lower trainer.lr or set trainer.clip_norm")
     best = load_checkpoint(ckpt_dir / "best.pt", map_location=device)
     model.load_state_dict(best["model_state"])
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"status": "stopped_non_finite" if state.stop_reason == "non_finite" else "finished"}
     for name, examples in (("dev", dev_ex), ("test", test_ex)):
         preds = predict(model, examples, vocab, tagset, labels, t.eval_batch_size, device)
         results[name] = score(examples, preds)
         write_predictions(examples, preds, output_dir / "predictions" / f"{name}.conll")
     results.update(
         {
-            "best_epoch": best_epoch,
+            "best_epoch": state.best_epoch,
             "epochs": epochs_run,
-            "stop_reason": stop_reason,
-            "train_seconds": train_seconds,
-            "seconds_per_epoch": train_seconds / max(epochs_run, 1),
-            "tokens_per_second": train_tokens / train_seconds if train_seconds > 0 else 0.0,
+            "stop_reason": state.stop_reason,
+            "train_seconds": state.train_seconds,
+            "seconds_per_epoch": state.train_seconds / max(epochs_run, 1),
+            "tokens_per_second": state.train_tokens / state.train_seconds if state.train_seconds > 0 else 0.0,
             "params": params,
-            "steps": step,
-            "skipped_steps": skipped,
-            "clipped_fraction": clipped / step if step else 0.0,
-            "history": history,
+            "steps": state.step,
+            "skipped_steps": state.skipped,
+            "clipped_fraction": state.clipped / state.step if state.step else 0.0,
+            "resumed": resume_state is not None,
+            "run_dir": str(output_dir),
+            "history": state.history,
             "data": {split: len(ex) for split, ex in splits.items()},
             "device": str(device),
             "slotfill_version": slotfill.__version__,
@@ -372,4 +612,10 @@ def train(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
         )
         writer.close()
     (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    if state.stop_reason == "non_finite":
+        raise TrainingDiverged(
+            f"training stopped after {t.max_skipped_steps} consecutive non-finite steps; the best checkpoint "
+            f"(epoch {state.best_epoch}, dev F1 {state.best_f1:.4f}) was scored into {output_dir / 'results.json'} "
+            "-- lower trainer.lr or set trainer.clip_norm"
+        )
     return results

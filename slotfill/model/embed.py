@@ -87,9 +87,12 @@ def read_vectors(path: str | Path, vocab: Vocab, dim: int) -> tuple[torch.Tensor
                 if index is None or index < 2 or exact[index]:
                     continue
                 try:
-                    weights[index] = torch.tensor([float(v) for v in values])
+                    row = torch.tensor([float(v) for v in values])
                 except ValueError:
                     raise DataError(path, lineno, "vector holds a value that is not a number") from None
+                if not torch.isfinite(row).all():
+                    raise DataError(path, lineno, f"vector of {word!r} is not finite (nan or inf)", "fix or drop that line")
+                weights[index] = row
                 found[index] = True
                 exact[index] = vocab.itos[index] == word
         except UnicodeDecodeError as err:
