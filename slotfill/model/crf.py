@@ -1,0 +1,145 @@
+"""Linear-chain CRF and Viterbi decoding over masks, with BIO transition constraints.
+
+Scores of a tag path y over emissions e (B, T, C):
+    score(y) = start[y_1] + sum_t e_t[y_t] + sum_{t>1} trans[y_{t-1}, y_t] + end[y_T]
+and log p(y) = score(y) - log Z with Z summing exp(score) over every path (forward
+algorithm). Padded positions (mask false) are skipped: a path ends at each row's own last
+real token.
+
+The same :func:`viterbi` decodes a softmax tagger under BIO constraints: pass its token
+log-probabilities as emissions and zero/-inf transition scores from :func:`bio_constraints`,
+and the best path is the most probable tag sequence that BIO allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+NEG_INF = float("-inf")
+
+
+def bio_constraints(tags: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Allowed starts (C,) and transitions (C, C) under IOB2.
+
+    ``I-x`` may only follow ``B-x`` or ``I-x`` and may not start an utterance; every other
+    transition is allowed.
+    """
+    n = len(tags)
+    start = torch.ones(n, dtype=torch.bool)
+    allowed = torch.ones(n, n, dtype=torch.bool)
+    for j, tag in enumerate(tags):
+        if tag.startswith("I-"):
+            start[j] = False
+            kind = tag[2:]
+            for i, prev in enumerate(tags):
+                allowed[i, j] = prev in (f"B-{kind}", f"I-{kind}")
+    return start, allowed
+
+
+def _as_scores(allowed: torch.Tensor) -> torch.Tensor:
+    zeros = torch.zeros(allowed.shape)
+    return zeros.masked_fill(~allowed, NEG_INF)
+
+
+def viterbi(
+    emissions: torch.Tensor,
+    mask: torch.Tensor,
+    transitions: torch.Tensor,
+    start: torch.Tensor | None = None,
+    end: torch.Tensor | None = None,
+) -> list[list[int]]:
+    """Best tag path per row.
+
+    Args:
+        emissions: (B, T, C) per-token scores.
+        mask: (B, T) true at real tokens; each row's real tokens come first.
+        transitions: (C, C) score of moving from tag i to tag j (``-inf``: forbidden).
+        start: (C,) score of starting in a tag; ``end``: (C,) of ending in it.
+
+    Returns:
+        one list of tag indices per row, as long as the row's real tokens.
+    """
+    batch, length, num_tags = emissions.shape
+    start = emissions.new_zeros(num_tags) if start is None else start.to(emissions)
+    end = emissions.new_zeros(num_tags) if end is None else end.to(emissions)
+    transitions = transitions.to(emissions)
+    score = start + emissions[:, 0]  # (B, C)
+    backpointers = []
+    for t in range(1, length):
+        candidates = score.unsqueeze(2) + transitions  # (B, C_prev, C)
+        best, index = candidates.max(dim=1)  # (B, C)
+        step = mask[:, t].unsqueeze(1)
+        score = torch.where(step, best + emissions[:, t], score)
+        backpointers.append(index)
+    score = score + end
+    lengths = mask.sum(dim=1).tolist()
+    last = score.argmax(dim=1).tolist()
+    paths = []
+    for b in range(batch):
+        tag = last[b]
+        path = [tag]
+        for t in range(lengths[b] - 1, 0, -1):
+            tag = int(backpointers[t - 1][b, tag])
+            path.append(tag)
+        paths.append(path[::-1])
+    return paths
+
+
+class CRF(nn.Module):
+    """Linear-chain CRF output layer with learned start, end and transition scores.
+
+    Args:
+        num_tags: number of tags.
+        allowed_start, allowed_transitions: optional BIO constraints (see
+            :func:`bio_constraints`), applied when decoding with ``constrained=True``.
+    """
+
+    def __init__(
+        self,
+        num_tags: int,
+        allowed_start: torch.Tensor | None = None,
+        allowed_transitions: torch.Tensor | None = None,
+    ):
+        super().__init__()
+        self.start = nn.Parameter(torch.zeros(num_tags))
+        self.end = nn.Parameter(torch.zeros(num_tags))
+        self.transitions = nn.Parameter(torch.zeros(num_tags, num_tags))
+        if allowed_start is None:
+            allowed_start = torch.ones(num_tags, dtype=torch.bool)
+        if allowed_transitions is None:
+            allowed_transitions = torch.ones(num_tags, num_tags, dtype=torch.bool)
+        self.register_buffer("start_penalty", _as_scores(allowed_start), persistent=False)
+        self.register_buffer("transition_penalty", _as_scores(allowed_transitions), persistent=False)
+
+    def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """log Z per row (B,), by the forward algorithm."""
+        alpha = self.start + emissions[:, 0]  # (B, C)
+        for t in range(1, emissions.size(1)):
+            nxt = torch.logsumexp(alpha.unsqueeze(2) + self.transitions, dim=1) + emissions[:, t]
+            alpha = torch.where(mask[:, t].unsqueeze(1), nxt, alpha)
+        return torch.logsumexp(alpha + self.end, dim=1)
+
+    def path_score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """score(y) per row (B,) for gold paths ``tags`` (B, T); padding ignored."""
+        maskf = mask.to(emissions.dtype)
+        emit = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)  # (B, T)
+        score = self.start[tags[:, 0]] + (emit * maskf).sum(dim=1)
+        trans = self.transitions[tags[:, :-1], tags[:, 1:]]  # (B, T-1)
+        score = score + (trans * maskf[:, 1:]).sum(dim=1)
+        last = tags.gather(1, (mask.sum(dim=1, keepdim=True) - 1).clamp(min=0)).squeeze(1)
+        return score + self.end[last]
+
+    def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """-log p(tags) per row (B,)."""
+        return self.log_partition(emissions, mask) - self.path_score(emissions, tags, mask)
+
+    @torch.no_grad()
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor, constrained: bool = True) -> list[list[int]]:
+        start, transitions = self.start, self.transitions
+        if constrained:
+            start = start + self.start_penalty
+            transitions = transitions + self.transition_penalty
+        return viterbi(emissions, mask, transitions, start, self.end)
