@@ -66,7 +66,7 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> float | None:
     """Tag text (``text=``) or score a split/file; returns the slot F1 when scoring."""
     from slotfill.config import validate_data
     from slotfill.data.loading import load_splits, read_path
-    from slotfill.evaluation import score, unseen_gold_tags, write_predictions
+    from slotfill.evaluation import score, score_both_decodings, unseen_gold_tags, write_predictions
     from slotfill.inference import SlotTagger
     from slotfill.metrics import format_report
     from slotfill.training import resolve_device
@@ -75,6 +75,8 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> float | None:
     tagger = SlotTagger.load(cfg.ckpt_path, device)
     if cfg.text is not None:
         sentences = sys.stdin.read().splitlines() if cfg.text == "-" else [cfg.text]
+        if cfg.constrained is not None:
+            tagger.model.constrained_decoding = cfg.constrained
         for result in tagger.tag(sentences, cfg.batch_size):
             print(json.dumps(result, ensure_ascii=False))
         return None
@@ -94,8 +96,11 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> float | None:
     unseen = unseen_gold_tags(examples, tagger.tagset)
     if unseen:
         log.warning("%d gold tag(s) were never seen in training and count as misses: %s", len(unseen), " ".join(unseen))
-    preds = tagger.predict(examples, cfg.batch_size)
+    preds = tagger.predict(examples, cfg.batch_size, cfg.constrained)
     scores = score(examples, preds)
+    scores["by_decoding"] = score_both_decodings(
+        tagger.model, examples, tagger.vocab, tagger.tagset, tagger.labels, cfg.batch_size, tagger.device
+    )
     gold = [list(ex.tags) for ex in examples]
     print(format_report(gold, preds.tags))
     if cfg.strict:
@@ -109,6 +114,11 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> float | None:
     if "intent_accuracy" in scores:
         summary += f"  intent acc {scores['intent_accuracy']:.4f}  frame acc {scores['frame_accuracy']:.4f}"
     print(summary)
+    both = scores["by_decoding"]
+    print(
+        f"{name}: slot F1 by decoding: unconstrained {both['unconstrained']['f1']:.4f}, "
+        f"BIO-constrained {both['constrained']['f1']:.4f}"
+    )
     write_predictions(examples, preds, output_dir / "predictions" / f"{name}.conll")
     results = {name: scores, "ckpt_path": str(cfg.ckpt_path), "unseen_gold_tags": unseen}
     (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -68,6 +68,8 @@ class ModelConfig:
     pretrained_vectors: Optional[str] = None
     intent: str = "auto"  # auto (when the training data has intents) | on | off
     intent_loss_weight: float = 1.0
+    head: str = "softmax"  # softmax | crf
+    constrained_decoding: bool = False  # decode only BIO-valid tag sequences
 
 
 @dataclass
@@ -151,6 +153,7 @@ class EvalConfig:
     batch_size: int = 256
     device: str = "auto"
     strict: bool = False  # also print the strict IOB2 report
+    constrained: Optional[bool] = None  # BIO-constrained decoding; None: as the model was trained
 
 
 def register_configs() -> None:
@@ -198,13 +201,14 @@ def validate_data(data: DictConfig | DataConfig, splits: tuple[str, ...] = ("tra
 
 def validate_train(cfg: DictConfig) -> None:
     """Fail fast, before any data is read, on values the schemas cannot rule out."""
-    from slotfill.model import CELLS, LOSS_REDUCTIONS, NONLINEARITIES
+    from slotfill.model import CELLS, HEADS, LOSS_REDUCTIONS, NONLINEARITIES
     from slotfill.vocab import DIGIT_MODES
 
     m, t, v = cfg.model, cfg.trainer, cfg.vocab
     validate_data(cfg.data)
     _check(m.cell in CELLS, f"model.cell={m.cell!r} is unknown: use one of {', '.join(CELLS)}")
     _check(m.nonlinearity in NONLINEARITIES, f"model.nonlinearity={m.nonlinearity!r} is unknown: use tanh or relu")
+    _check(m.head in HEADS, f"model.head={m.head!r} is unknown: use softmax or crf")
     _check(m.intent in ("auto", "on", "off"), f"model.intent={m.intent!r} is unknown: use auto, on or off")
     for key in ("num_layers", "hidden_size", "embedding_dim"):
         _check(m[key] >= 1, f"model.{key}={m[key]} must be a positive integer")

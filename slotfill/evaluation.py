@@ -34,8 +34,12 @@ def predict(
     labels: LabelSet | None,
     batch_size: int = 256,
     device: torch.device | str = "cpu",
+    constrained: bool | None = None,
 ) -> Predictions:
-    """Tag strings (and intents, if the model has an intent head) in the examples' order."""
+    """Tag strings (and intents, if the model has an intent head) in the examples' order.
+
+    ``constrained`` overrides the model's BIO-constrained decoding setting.
+    """
     split = examples if isinstance(examples, EncodedSplit) else EncodedSplit(examples, vocab)
     was_training = model.training
     model.eval()
@@ -43,7 +47,7 @@ def predict(
     intents: list[str | None] | None = [None] * len(split) if model.intents is not None and labels else None
     try:
         for batch in split.batches(batch_size):
-            paths, intent_ids = model.predict(batch.words.to(device), batch.lengths)
+            paths, intent_ids = model.predict(batch.words.to(device), batch.lengths, constrained)
             for row, path, in zip(batch.index.tolist(), paths):
                 tags[row] = tagset.decode(path)
             if intents is not None and intent_ids is not None:
@@ -63,6 +67,26 @@ def score(examples: Sequence[Example], preds: Predictions) -> dict[str, Any]:
     gold = [list(ex.tags) for ex in examples]
     gold_intents = [ex.intent for ex in examples] if preds.intents is not None else None
     return slot_scores(gold, preds.tags, gold_intents, preds.intents)
+
+
+def score_both_decodings(
+    model: Tagger,
+    examples: Sequence[Example],
+    vocab: Vocab,
+    tagset: TagSet,
+    labels: LabelSet | None,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> dict[str, dict[str, float]]:
+    """Slot P/R/F1 with unconstrained and with BIO-constrained decoding, side by side."""
+    split = EncodedSplit(examples, vocab)
+    gold = [list(ex.tags) for ex in examples]
+    out = {}
+    for name, constrained in (("unconstrained", False), ("constrained", True)):
+        tags = predict(model, split, vocab, tagset, labels, batch_size, device, constrained).tags
+        s = slot_scores(gold, tags)
+        out[name] = {k: s[k] for k in ("precision", "recall", "f1", "strict_f1", "sentence_accuracy")}
+    return out
 
 
 def write_predictions(examples: Sequence[Example], preds: Predictions, path: str | Path) -> None:

@@ -55,9 +55,14 @@ class SlotTagger:
             device, state.get("config"),
         )
 
-    def predict(self, examples: Sequence[Example], batch_size: int = 256) -> Predictions:
-        """Tags (and intents) for non-empty examples, in order."""
-        return predict(self.model, examples, self.vocab, self.tagset, self.labels, batch_size, self.device)
+    def predict(
+        self, examples: Sequence[Example], batch_size: int = 256, constrained: bool | None = None
+    ) -> Predictions:
+        """Tags (and intents) for non-empty examples, in order.
+
+        ``constrained`` overrides the checkpoint's BIO-constrained decoding setting.
+        """
+        return predict(self.model, examples, self.vocab, self.tagset, self.labels, batch_size, self.device, constrained)
 
     def tag(self, sentences: Iterable[str | Sequence[str]], batch_size: int = 256) -> list[dict[str, Any]]:
         """Tag sentences given as strings (split on whitespace) or token lists.

@@ -40,7 +40,7 @@ from slotfill.config import validate_train
 from slotfill.data.batching import EncodedSplit, unk_dropout
 from slotfill.data.loading import load_splits
 from slotfill.errors import ConfigError, SlotfillError
-from slotfill.evaluation import predict, score, unseen_gold_tags, write_predictions
+from slotfill.evaluation import predict, score, score_both_decodings, unseen_gold_tags, write_predictions
 from slotfill.model import Tagger, read_vectors
 from slotfill.vocab import LabelSet, Normalizer, TagSet, Vocab
 
@@ -109,7 +109,10 @@ def build_model(cfg: DictConfig, vocab: Vocab, tagset: TagSet, labels: LabelSet 
         output_dropout=m.output_dropout,
         context_window=m.context_window,
         intent_loss_weight=m.intent_loss_weight,
+        head=m.head,
+        constrained_decoding=m.constrained_decoding,
     )
+    model.set_tag_constraints(tagset.itos)
     if m.pretrained_vectors:
         weights, found, _ = read_vectors(m.pretrained_vectors, vocab, m.embedding_dim)
         model.words.load_vectors(weights, found)
@@ -582,6 +585,7 @@ def train(
     for name, examples in (("dev", dev_ex), ("test", test_ex)):
         preds = predict(model, examples, vocab, tagset, labels, t.eval_batch_size, device)
         results[name] = score(examples, preds)
+        results[name]["by_decoding"] = score_both_decodings(model, examples, vocab, tagset, labels, t.eval_batch_size, device)
         write_predictions(examples, preds, output_dir / "predictions" / f"{name}.conll")
     results.update(
         {

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slotfill.data.bio import find_ill_formed
-from slotfill.model.crf import CRF, bio_constraints, viterbi
+from slotfill.model.crf import CRF, bio_constraints, constrained_decode, viterbi
 
 TAGS = ["O", "B-a", "I-a", "B-b", "I-b"]
 
@@ -66,7 +66,7 @@ def test_viterbi_equals_best_enumerated_path(length):
     mask = torch.arange(3).unsqueeze(0) < length
     scores = _enumerate(crf, emissions, length)
     best = max(scores, key=scores.get)
-    assert crf.decode(emissions, mask, constrained=False) == [list(best)]
+    assert crf.decode(emissions, mask) == [list(best)]
 
 
 def test_bio_constraints():
@@ -88,15 +88,12 @@ def test_constrained_decoding_never_emits_a_forbidden_transition(scores, crf_hea
     mask = torch.ones(1, len(scores), dtype=torch.bool)
     start, allowed = bio_constraints(TAGS)
     if crf_head:
-        crf = CRF(len(TAGS), start, allowed).double()
+        crf = CRF(len(TAGS)).double()
         with torch.no_grad():
             crf.transitions.copy_(torch.randn(5, 5, generator=torch.Generator().manual_seed(len(scores))))
-        path = crf.decode(emissions, mask)[0]
+        path = crf.decode(emissions, mask, start, allowed)[0]
     else:  # softmax head: Viterbi over log-probabilities with 0/-inf transitions
-        log_probs = emissions.log_softmax(-1)
-        trans = torch.zeros(5, 5, dtype=torch.double).masked_fill(~allowed, float("-inf"))
-        first = torch.zeros(5, dtype=torch.double).masked_fill(~start, float("-inf"))
-        path = viterbi(log_probs, mask, trans, first)[0]
+        path = constrained_decode(emissions.log_softmax(-1), mask, start, allowed)[0]
     assert find_ill_formed([TAGS[t] for t in path]) == []
 
 
@@ -104,7 +101,5 @@ def test_constrained_softmax_decoding_repairs_what_greedy_gets_wrong():
     # greedy: O I-a (ill-formed); constrained: the best BIO-valid path
     log_probs = torch.log(torch.tensor([[[0.6, 0.3, 0.0, 0.1, 0.0], [0.1, 0.0, 0.8, 0.1, 0.0]]]) + 1e-9)
     start, allowed = bio_constraints(TAGS)
-    trans = torch.zeros(5, 5).masked_fill(~allowed, float("-inf"))
-    first = torch.zeros(5).masked_fill(~start, float("-inf"))
     assert log_probs.argmax(-1).tolist() == [[0, 2]]
-    assert viterbi(log_probs, torch.ones(1, 2, dtype=torch.bool), trans, first) == [[1, 2]]
+    assert constrained_decode(log_probs, torch.ones(1, 2, dtype=torch.bool), start, allowed) == [[1, 2]]

@@ -10,6 +10,8 @@ import torch
 from omegaconf import OmegaConf
 
 from slotfill.checkpoint import load_checkpoint
+from slotfill.data.bio import find_ill_formed
+from slotfill.data.loading import load_splits
 from slotfill.cli import evaluate_checkpoint
 from slotfill.errors import ConfigError, DataError
 from slotfill.inference import SlotTagger
@@ -190,3 +192,22 @@ def test_resolved_config_is_saved_and_loads(tiny_corpus, tmp_path):
     train(compose_train(["data=folder", f"data.dir={tiny_corpus}", "model.cell=gru"]), tmp_path / "run")
     saved = OmegaConf.load(tmp_path / "run" / "config.yaml")
     assert saved.model.cell == "gru" and saved.data.dir == str(tiny_corpus)
+
+
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+@pytest.mark.parametrize("constrained", [False, True])
+def test_heads_and_decodings_train_and_report_both(head, constrained, tiny_corpus, tmp_path):
+    cfg = compose_train(["data=folder", f"data.dir={tiny_corpus}", f"model.head={head}",
+                         f"model.constrained_decoding={constrained}", "trainer.max_epochs=3"])
+    results = train(cfg, tmp_path / "run")
+    both = results["test"]["by_decoding"]
+    assert set(both) == {"unconstrained", "constrained"}
+    configured = both["constrained" if constrained else "unconstrained"]
+    assert configured["f1"] == results["test"]["f1"]
+    tagger = SlotTagger.load(tmp_path / "run")
+    assert tagger.model.hparams["head"] == head
+    tags = tagger.predict(load_splits(cfg.data)["test"], constrained=True).tags
+    assert all(find_ill_formed(t) == [] for t in tags)
+    ecfg = compose_eval([f"ckpt_path={tmp_path / 'run'}", "constrained=true"])
+    f1 = evaluate_checkpoint(ecfg, tmp_path / "eval")
+    assert f1 == pytest.approx(both["constrained"]["f1"], abs=1e-12)

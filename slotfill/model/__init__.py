@@ -3,9 +3,10 @@
 from slotfill.model.embed import WordRepresentation, read_vectors
 from slotfill.model.encoder import CELLS, NONLINEARITIES, RecurrentEncoder
 from slotfill.model.heads import IntentHead, SoftmaxHead
-from slotfill.model.tagger import LOSS_REDUCTIONS, Tagger
+from slotfill.model.crf import CRF, bio_constraints, constrained_decode, viterbi
+from slotfill.model.tagger import HEADS, LOSS_REDUCTIONS, Tagger
 
 __all__ = [
-    "CELLS", "LOSS_REDUCTIONS", "NONLINEARITIES", "IntentHead", "RecurrentEncoder",
+    "CELLS", "CRF", "HEADS", "LOSS_REDUCTIONS", "bio_constraints", "constrained_decode", "viterbi", "NONLINEARITIES", "IntentHead", "RecurrentEncoder",
     "SoftmaxHead", "Tagger", "WordRepresentation", "read_vectors",
 ]

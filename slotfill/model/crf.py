@@ -39,11 +39,6 @@ def bio_constraints(tags: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     return start, allowed
 
 
-def _as_scores(allowed: torch.Tensor) -> torch.Tensor:
-    zeros = torch.zeros(allowed.shape)
-    return zeros.masked_fill(~allowed, NEG_INF)
-
-
 def viterbi(
     emissions: torch.Tensor,
     mask: torch.Tensor,
@@ -89,30 +84,13 @@ def viterbi(
 
 
 class CRF(nn.Module):
-    """Linear-chain CRF output layer with learned start, end and transition scores.
+    """Linear-chain CRF output layer with learned start, end and transition scores."""
 
-    Args:
-        num_tags: number of tags.
-        allowed_start, allowed_transitions: optional BIO constraints (see
-            :func:`bio_constraints`), applied when decoding with ``constrained=True``.
-    """
-
-    def __init__(
-        self,
-        num_tags: int,
-        allowed_start: torch.Tensor | None = None,
-        allowed_transitions: torch.Tensor | None = None,
-    ):
+    def __init__(self, num_tags: int):
         super().__init__()
         self.start = nn.Parameter(torch.zeros(num_tags))
         self.end = nn.Parameter(torch.zeros(num_tags))
         self.transitions = nn.Parameter(torch.zeros(num_tags, num_tags))
-        if allowed_start is None:
-            allowed_start = torch.ones(num_tags, dtype=torch.bool)
-        if allowed_transitions is None:
-            allowed_transitions = torch.ones(num_tags, num_tags, dtype=torch.bool)
-        self.register_buffer("start_penalty", _as_scores(allowed_start), persistent=False)
-        self.register_buffer("transition_penalty", _as_scores(allowed_transitions), persistent=False)
 
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """log Z per row (B,), by the forward algorithm."""
@@ -137,9 +115,26 @@ class CRF(nn.Module):
         return self.log_partition(emissions, mask) - self.path_score(emissions, tags, mask)
 
     @torch.no_grad()
-    def decode(self, emissions: torch.Tensor, mask: torch.Tensor, constrained: bool = True) -> list[list[int]]:
+    def decode(
+        self,
+        emissions: torch.Tensor,
+        mask: torch.Tensor,
+        allowed_start: torch.Tensor | None = None,
+        allowed_transitions: torch.Tensor | None = None,
+    ) -> list[list[int]]:
+        """Best paths; the optional boolean masks forbid starts/transitions (BIO constraints)."""
         start, transitions = self.start, self.transitions
-        if constrained:
-            start = start + self.start_penalty
-            transitions = transitions + self.transition_penalty
+        if allowed_start is not None:
+            start = start.masked_fill(~allowed_start, NEG_INF)
+        if allowed_transitions is not None:
+            transitions = transitions.masked_fill(~allowed_transitions, NEG_INF)
         return viterbi(emissions, mask, transitions, start, self.end)
+
+
+def constrained_decode(
+    log_probs: torch.Tensor, mask: torch.Tensor, allowed_start: torch.Tensor, allowed_transitions: torch.Tensor
+) -> list[list[int]]:
+    """The most probable tag sequence of a softmax tagger among those the masks allow."""
+    transitions = log_probs.new_zeros(allowed_transitions.shape).masked_fill(~allowed_transitions, NEG_INF)
+    start = log_probs.new_zeros(allowed_start.shape).masked_fill(~allowed_start, NEG_INF)
+    return viterbi(log_probs, mask, transitions, start)

@@ -8,11 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slotfill.model.crf import CRF, bio_constraints, constrained_decode
 from slotfill.model.embed import WordRepresentation
 from slotfill.model.encoder import RecurrentEncoder
 from slotfill.model.heads import IntentHead, SoftmaxHead
 
 LOSS_REDUCTIONS = ("sum", "mean")
+HEADS = ("softmax", "crf")
 
 
 class Tagger(nn.Module):
@@ -36,6 +38,11 @@ class Tagger(nn.Module):
         output_dropout: dropout before the output layers (``None``: ``dropout``).
         context_window: concatenate the embeddings of +-k neighbours.
         intent_loss_weight: weight of the intent loss added to each utterance's slot loss.
+        head: ``softmax`` (independent per-token distributions, the seed's output layer) or
+            ``crf`` (a linear-chain CRF over the same per-token scores).
+        constrained_decoding: decode only BIO-valid paths (Viterbi under the constraints set
+            by :meth:`set_tag_constraints`); ``False``: per-token argmax (softmax) or
+            unconstrained Viterbi (CRF).
     """
 
     def __init__(
@@ -55,6 +62,8 @@ class Tagger(nn.Module):
         output_dropout: float | None = None,
         context_window: int = 0,
         intent_loss_weight: float = 1.0,
+        head: str = "softmax",
+        constrained_decoding: bool = False,
     ):
         super().__init__()
         self.hparams: dict[str, Any] = {
@@ -64,7 +73,10 @@ class Tagger(nn.Module):
             "num_layers": num_layers, "dropout": dropout,
             "embedding_dropout": embedding_dropout, "output_dropout": output_dropout,
             "context_window": context_window, "intent_loss_weight": intent_loss_weight,
+            "head": head, "constrained_decoding": constrained_decoding,
         }
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         emb_p = dropout if embedding_dropout is None else embedding_dropout
         out_p = dropout if output_dropout is None else output_dropout
         self.words = WordRepresentation(vocab_size, embedding_dim, context_window, emb_p)
@@ -74,6 +86,17 @@ class Tagger(nn.Module):
         self.slots = SoftmaxHead(self.encoder.output_dim, num_tags, out_p)
         self.intents = IntentHead(self.encoder.output_dim, num_intents, out_p) if num_intents else None
         self.intent_loss_weight = intent_loss_weight
+        self.crf = CRF(num_tags) if head == "crf" else None
+        self.constrained_decoding = constrained_decoding
+        # BIO constraints travel in the state dict; all-allowed until set_tag_constraints.
+        self.register_buffer("allowed_start", torch.ones(num_tags, dtype=torch.bool))
+        self.register_buffer("allowed_transitions", torch.ones(num_tags, num_tags, dtype=torch.bool))
+
+    def set_tag_constraints(self, tags: list[str]) -> None:
+        """Forbid the starts and transitions that IOB2 forbids for these tag names."""
+        start, allowed = bio_constraints(tags)
+        self.allowed_start.copy_(start)
+        self.allowed_transitions.copy_(allowed)
 
     def forward(
         self,
@@ -116,23 +139,36 @@ class Tagger(nn.Module):
         reduction: str = "sum",
     ) -> torch.Tensor:
         logits, mask = out["logits"], out["mask"]
-        token_nll = F.cross_entropy(logits.transpose(1, 2), tags, reduction="none")  # (B, T)
-        token_nll = token_nll.masked_fill(~mask, 0.0)
-        if reduction == "sum":
-            loss = token_nll.sum(dim=1).mean()
-        elif reduction == "mean":
-            loss = token_nll.sum() / mask.sum()
-        else:
+        if reduction not in LOSS_REDUCTIONS:
             raise ValueError(f"reduction must be one of {LOSS_REDUCTIONS}, got {reduction!r}")
+        if self.crf is not None:
+            utterance_nll = self.crf.nll(logits, tags.masked_fill(~mask, 0), mask)  # (B,)
+        else:
+            token_nll = F.cross_entropy(logits.transpose(1, 2), tags, reduction="none")  # (B, T)
+            utterance_nll = token_nll.masked_fill(~mask, 0.0).sum(dim=1)
+        loss = utterance_nll.mean() if reduction == "sum" else utterance_nll.sum() / mask.sum()
         if self.intents is not None and intents is not None:
             loss = loss + self.intent_loss_weight * F.cross_entropy(out["intent_logits"], intents)
         return loss
 
     @torch.no_grad()
-    def predict(self, words: torch.Tensor, lengths: torch.Tensor) -> tuple[list[list[int]], list[int] | None]:
-        """Most probable tag index per real token (and intent index per utterance)."""
+    def predict(
+        self, words: torch.Tensor, lengths: torch.Tensor, constrained: bool | None = None
+    ) -> tuple[list[list[int]], list[int] | None]:
+        """Tag indices per real token (and an intent index per utterance).
+
+        ``constrained`` overrides the model's ``constrained_decoding`` setting.
+        """
         out = self.forward(words, lengths)
-        best = out["logits"].argmax(dim=-1).cpu()
-        paths = [best[i, :n].tolist() for i, n in enumerate(lengths.tolist())]
+        logits, mask = out["logits"], out["mask"]
+        constrained = self.constrained_decoding if constrained is None else constrained
+        allowed = (self.allowed_start, self.allowed_transitions) if constrained else (None, None)
+        if self.crf is not None:
+            paths = self.crf.decode(logits, mask, *allowed)
+        elif constrained:
+            paths = constrained_decode(logits.log_softmax(-1), mask, *allowed)
+        else:
+            best = logits.argmax(dim=-1).cpu()
+            paths = [best[i, :n].tolist() for i, n in enumerate(lengths.tolist())]
         intents = out["intent_logits"].argmax(dim=-1).tolist() if "intent_logits" in out else None
         return paths, intents
