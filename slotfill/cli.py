@@ -17,6 +17,7 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from slotfill.config import register_configs
 from slotfill.errors import SlotfillError
@@ -38,10 +39,15 @@ def run_guarded(task: Callable[[], Any]) -> Any:
     (1, or the error's ``exit_code``: 3 for a diverged run, 128 + signal for an interrupted one)."""
     try:
         return task()
-    except SlotfillError as err:
+    except (SlotfillError, MissingMandatoryValue) as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"error: {err}", file=sys.stderr)
+        if isinstance(err, MissingMandatoryValue):
+            key = err.full_key
+            message = f"{key} is required: pass {key}=... on the command line"
+        else:
+            message = str(err)
+        print(f"error: {message}", file=sys.stderr)
         raise SystemExit(getattr(err, "exit_code", 1)) from None
 
 

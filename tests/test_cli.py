@@ -124,3 +124,10 @@ def test_config_error_is_one_line(tmp_path):
 def test_full_error_shows_traceback(tmp_path):
     proc = run("train.py", "model.cell=transformer", f"hydra.run.dir={tmp_path / 'r'}", env={"HYDRA_FULL_ERROR": "1"})
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_missing_required_value_is_one_line(tmp_path):
+    proc = run("evaluate.py", f"hydra.run.dir={tmp_path / 'e'}")
+    assert_one_line_error(proc, "ckpt_path is required")
+    proc = run("train.py", "data=folder", f"hydra.run.dir={tmp_path / 't'}")
+    assert_one_line_error(proc, "data.dir")
