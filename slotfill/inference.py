@@ -11,6 +11,7 @@ import torch
 from slotfill.checkpoint import load_checkpoint
 from slotfill.data.bio import spans
 from slotfill.data.example import Example
+from slotfill.errors import CheckpointError
 from slotfill.evaluation import Predictions, predict
 from slotfill.model import Tagger
 from slotfill.vocab import LabelSet, TagSet, Vocab
@@ -47,8 +48,13 @@ class SlotTagger:
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> SlotTagger:
         """Rebuild the model from a checkpoint alone (read with ``weights_only=True``)."""
         state = load_checkpoint(path, map_location=device)
-        model = Tagger(**state["model_args"])
-        model.load_state_dict(state["model_state"])
+        try:
+            model = Tagger(**state["model_args"])
+            model.load_state_dict(state["model_state"])
+        except (TypeError, ValueError, RuntimeError) as err:
+            first = str(err).strip().splitlines()[0]
+            raise CheckpointError(f"{path}: its weights do not fit the model it describes ({first})") from None
+        model.set_tag_constraints(state["tags"])
         labels = LabelSet.from_state(state["intents"]) if state.get("intents") else None
         return cls(
             model, Vocab.from_state(state["vocab"]), TagSet.from_state(state["tags"]), labels,

@@ -211,3 +211,17 @@ def test_heads_and_decodings_train_and_report_both(head, constrained, tiny_corpu
     ecfg = compose_eval([f"ckpt_path={tmp_path / 'run'}", "constrained=true"])
     f1 = evaluate_checkpoint(ecfg, tmp_path / "eval")
     assert f1 == pytest.approx(both["constrained"]["f1"], abs=1e-12)
+
+
+def test_checkpoint_with_mismatched_weights_is_a_clear_error(tiny_corpus, tmp_path):
+    import torch as _torch
+
+    from slotfill.errors import CheckpointError
+
+    train(compose_train(["data=folder", f"data.dir={tiny_corpus}", "trainer.max_epochs=1"]), tmp_path / "run")
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert not any(k.startswith("allowed_") for k in state["model_state"])  # derived from the tags
+    state["model_args"]["hidden_size"] += 1
+    _torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="do not fit the model"):
+        SlotTagger.load(tmp_path / "bad.pt")

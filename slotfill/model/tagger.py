@@ -88,9 +88,12 @@ class Tagger(nn.Module):
         self.intent_loss_weight = intent_loss_weight
         self.crf = CRF(num_tags) if head == "crf" else None
         self.constrained_decoding = constrained_decoding
-        # BIO constraints travel in the state dict; all-allowed until set_tag_constraints.
-        self.register_buffer("allowed_start", torch.ones(num_tags, dtype=torch.bool))
-        self.register_buffer("allowed_transitions", torch.ones(num_tags, num_tags, dtype=torch.bool))
+        # BIO constraints derive from the tag names (saved with every checkpoint), so they are
+        # not part of the state dict; all-allowed until set_tag_constraints.
+        self.register_buffer("allowed_start", torch.ones(num_tags, dtype=torch.bool), persistent=False)
+        self.register_buffer(
+            "allowed_transitions", torch.ones(num_tags, num_tags, dtype=torch.bool), persistent=False
+        )
 
     def set_tag_constraints(self, tags: list[str]) -> None:
         """Forbid the starts and transitions that IOB2 forbids for these tag names."""
