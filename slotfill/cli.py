@@ -55,11 +55,18 @@ def _output_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def _train_task(cfg: DictConfig) -> float:
+def _train_task(cfg: DictConfig) -> float | None:
+    from slotfill.sweep import apply_auto_threads, in_multirun, run_sweep_job
     from slotfill.training import run
 
     output_dir = _output_dir()
-    results = run_guarded(lambda: run(cfg, output_dir))
+    apply_auto_threads(cfg)  # multirun: threads=0 means cores / parallel jobs (slotfill.sweep)
+    if in_multirun():  # a failing job is marked failed in its folder; the sweep goes on
+        results = run_sweep_job(lambda: run(cfg, output_dir), cfg, output_dir)
+        if results is None:
+            return None
+    else:
+        results = run_guarded(lambda: run(cfg, output_dir))
     print(
         f"dev slot F1 {results['dev']['f1']:.4f}  test slot F1 {results['test']['f1']:.4f}"
         f"  (best epoch {results['best_epoch']} of {results['epochs']}; {results['train_seconds']:.0f}s)"

@@ -139,7 +139,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 0
     device: str = "auto"
-    threads: int = 0  # torch intra-op threads; 0 leaves PyTorch's default
+    threads: int = 0  # torch intra-op threads; 0 leaves PyTorch's default (multirun: auto, see slotfill.sweep)
     resume: Optional[str] = None  # run folder or last.pt to continue; "auto": this run's own last.pt
 
 
