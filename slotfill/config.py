@@ -110,6 +110,8 @@ class SchedulerConfig:
 class LoggerConfig:
     tensorboard: bool = True
     log_every_n_steps: int = 50
+    gradient_flow: bool = True  # measure dL_T/dh_t decay on dev at init and at the end
+    gradient_flow_min_length: int = 20  # utterances at least this long are measured
 
 
 @dataclass
@@ -232,4 +234,5 @@ def validate_train(cfg: DictConfig) -> None:
     _check(t.loss_reduction in LOSS_REDUCTIONS, f"trainer.loss_reduction={t.loss_reduction!r} is unknown: use sum or mean")
     _check(cfg.scheduler.name in SCHEDULES, f"scheduler.name={cfg.scheduler.name!r} is unknown: use one of {', '.join(SCHEDULES)}")
     _check(cfg.device in ("auto", "cpu", "cuda") or str(cfg.device).startswith("cuda:"), f"device={cfg.device!r} is unknown: use auto, cpu or cuda")
+    _check(cfg.logger.gradient_flow_min_length >= 2, f"logger.gradient_flow_min_length={cfg.logger.gradient_flow_min_length} must be >= 2")
     _check(cfg.threads >= 0, f"threads={cfg.threads} must be >= 0")

@@ -41,6 +41,7 @@ from slotfill.data.batching import EncodedSplit, unk_dropout
 from slotfill.data.loading import load_splits
 from slotfill.errors import ConfigError, SlotfillError
 from slotfill.evaluation import predict, score, score_both_decodings, unseen_gold_tags, write_predictions
+from slotfill.gradflow import gradient_flow
 from slotfill.model import Tagger, read_vectors
 from slotfill.vocab import LabelSet, Normalizer, TagSet, Vocab
 
@@ -260,6 +261,7 @@ class LoopState:
     stop_reason: str = ""
     finished: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
+    gradient_flow_init: dict[str, Any] | None = None
 
     def start_epoch(self) -> None:
         self.batch_in_epoch = 0
@@ -435,6 +437,23 @@ def train(
             ckpt_dir / "last.pt",
         )
 
+    def measure_gradient_flow(when: str) -> dict[str, Any] | None:
+        if not cfg.logger.gradient_flow:
+            return None
+        flow = gradient_flow(model, dev_data, tagset, min_length=cfg.logger.gradient_flow_min_length)
+        decay = flow["forward"]["decay"]
+        if decay is not None:
+            log.info("gradient flow (%s, %d dev utterances of >= %d tokens): ||dL_T/dh_t|| changes by x%.3f per step back",
+                     when, flow["utterances"], flow["min_length"], math.exp(decay))
+            if writer is not None:
+                writer.add_scalar(f"gradient_flow/{when}_decay", decay, state.step)
+                for k, norm in enumerate(flow["forward"]["norms"]):
+                    writer.add_scalar(f"gradient_flow/{when}_norm_by_distance", norm, k)
+        return flow
+
+    if resume_state is None:
+        state.gradient_flow_init = measure_gradient_flow("init")
+
     show = sys.stderr.isatty() if t.progress is None else bool(t.progress)
     every = t.checkpoint_every_n_steps
     with _StopSignals() as stop:
@@ -581,6 +600,7 @@ def train(
         raise SlotfillError("training produced no usable model (every step was non-finite): lower trainer.lr or set trainer.clip_norm")
     best = load_checkpoint(ckpt_dir / "best.pt", map_location=device)
     model.load_state_dict(best["model_state"])
+    flow_final = measure_gradient_flow("final")
     results: dict[str, Any] = {"status": "stopped_non_finite" if state.stop_reason == "non_finite" else "finished"}
     for name, examples in (("dev", dev_ex), ("test", test_ex)):
         preds = predict(model, examples, vocab, tagset, labels, t.eval_batch_size, device)
@@ -599,6 +619,10 @@ def train(
             "steps": state.step,
             "skipped_steps": state.skipped,
             "clipped_fraction": state.clipped / state.step if state.step else 0.0,
+            "gradient_flow": (
+                {"split": "dev", "init": state.gradient_flow_init, "final": flow_final}
+                if cfg.logger.gradient_flow else None
+            ),
             "resumed": resume_state is not None,
             "run_dir": str(output_dir),
             "history": state.history,

@@ -225,3 +225,20 @@ def test_checkpoint_with_mismatched_weights_is_a_clear_error(tiny_corpus, tmp_pa
     _torch.save(state, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="do not fit the model"):
         SlotTagger.load(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("cell,context", [("rnn", 0), ("lstm", 1)])
+def test_gradient_flow_is_measured_at_init_and_end(cell, context, tiny_corpus, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = compose_train(["data=folder", f"data.dir={tiny_corpus}", f"model.cell={cell}", f"model.context_window={context}",
+                         "logger=tensorboard", "logger.gradient_flow_min_length=4"])
+    results = train(cfg, tmp_path / "run")
+    flow = results["gradient_flow"]
+    assert flow["split"] == "dev"
+    for when in ("init", "final"):
+        assert flow[when]["utterances"] == 2 and len(flow[when]["forward"]["norms"]) == 4
+        assert isinstance(flow[when]["forward"]["decay"], float)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
+    assert {"gradient_flow/init_decay", "gradient_flow/final_decay"} <= set(events.Tags()["scalars"])
+    assert train(compose_train(["data=folder", f"data.dir={tiny_corpus}"]), tmp_path / "off")["gradient_flow"] is None
