@@ -50,7 +50,9 @@ def test_atis_quick(shared_data, tmp_path):
 
 @pytest.mark.slow
 def test_atis_default_model_reaches_0945(shared_data, tmp_path):
-    results, f1 = _train_and_reevaluate(["logger=tensorboard"], tmp_path, small=False)
+    # one torch thread: the setting of the README's table (float sums, and so the trajectory,
+    # depend on the thread count); seed 0 gave test F1 0.9501 there
+    results, f1 = _train_and_reevaluate(["logger=tensorboard", "threads=1"], tmp_path, small=False)
     print(f"ATIS default model: test slot F1 {results['test']['f1']:.4f} at best-dev epoch {results['best_epoch']}")
     assert results["test"]["f1"] >= 0.945
     assert abs(f1 - results["test"]["f1"]) < 1e-4

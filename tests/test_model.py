@@ -126,16 +126,3 @@ def test_gradients_reach_every_parameter():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert math.isfinite(float(out["loss"].detach()))
 
-
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-def test_unpadded_batches_skip_packing_with_identical_outputs(cell):
-    """Equal lengths run the module directly; the result must equal the packed path's."""
-    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
-    torch.manual_seed(2)
-    enc = RecurrentEncoder(5, 4, cell=cell, bidirectional=True, num_layers=2)
-    x = torch.randn(3, 6, 5)
-    fast = enc(x, torch.tensor([6, 6, 6]))
-    packed, _ = enc.rnn(pack_padded_sequence(x, torch.tensor([6, 6, 6]), batch_first=True))
-    slow, _ = pad_packed_sequence(packed, batch_first=True)
-    torch.testing.assert_close(fast, slow, rtol=0, atol=1e-6)

@@ -65,13 +65,7 @@ class RecurrentEncoder(nn.Module):
 
         Returns (B, T, H * directions), zero at padded positions.
         """
-        lengths = lengths.cpu()
-        if bool((lengths == inputs.size(1)).all()):
-            # No padding at all: the same computation without packing, which lets PyTorch use
-            # its fused CPU kernels (packed backward passes are far slower on long inputs).
-            output, _ = self.rnn(inputs)
-            return output
-        packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
         output, _ = self.rnn(packed)
         output, _ = pad_packed_sequence(output, batch_first=True, total_length=inputs.size(1))
         return output
