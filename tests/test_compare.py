@@ -35,7 +35,7 @@ def _write_predictions(run: Path, correct: int) -> float:
     lines = []
     for i in range(N_SENTENCES):
         pred = "B-city" if i < correct else "O"
-        lines += [f"from O O", f"town{i} B-city {pred}", f"today B-date B-date", ""]
+        lines += ["from O O", f"town{i} B-city {pred}", "today B-date B-date", ""]
     (run / "predictions").mkdir(parents=True, exist_ok=True)
     (run / "predictions" / "test.conll").write_text("\n".join(lines) + "\n", encoding="utf-8")
     gold, predicted, hits = 2 * N_SENTENCES, N_SENTENCES + correct, N_SENTENCES + correct

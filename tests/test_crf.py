@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slotfill.data.bio import find_ill_formed
-from slotfill.model.crf import CRF, bio_constraints, constrained_decode, viterbi
+from slotfill.model.crf import CRF, bio_constraints, constrained_decode
 
 TAGS = ["O", "B-a", "I-a", "B-b", "I-b"]
 

@@ -17,7 +17,7 @@ from slotfill.inference import SlotTagger
 from slotfill.model import Tagger
 from slotfill.training import TrainingDiverged, train
 from tests.conftest import compose_train
-from tests.test_cli import assert_one_line_error, run as run_script
+from tests.test_cli import run as run_script
 
 
 def _nan_after(monkeypatch, first_bad: int, count: int | None = None):

@@ -49,7 +49,7 @@ def test_clip_leaves_small_gradients_and_measures_without_clip():
 
 
 def test_tiny_train_checkpoint_evaluate_round_trip(tiny_corpus: Path, tmp_path: Path):
-    cfg = compose_train([f"data=folder", f"data.dir={tiny_corpus}", "trainer.max_epochs=3", "logger=tensorboard",
+    cfg = compose_train(["data=folder", f"data.dir={tiny_corpus}", "trainer.max_epochs=3", "logger=tensorboard",
                          "logger.log_every_n_steps=1"])
     run = tmp_path / "run"
     results = train(cfg, run)
@@ -90,7 +90,7 @@ def test_same_seed_same_result_other_seed_other_weights(tiny_corpus: Path, tmp_p
     base = ["data=folder", f"data.dir={tiny_corpus}", "vocab.unk_dropout=0.3", "model.dropout=0.2"]
     a = train(compose_train(base + ["seed=3"]), tmp_path / "a")
     b = train(compose_train(base + ["seed=3"]), tmp_path / "b")
-    c = train(compose_train(base + ["seed=4"]), tmp_path / "c")
+    train(compose_train(base + ["seed=4"]), tmp_path / "c")
     assert a["dev"] == b["dev"] and a["test"] == b["test"]
     assert a["history"] == [{**h, "seconds": a["history"][i]["seconds"]} for i, h in enumerate(b["history"])]
     wa = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")["model_state"]
