@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from slotfill.errors import CheckpointError
+from slotfill.errors import CheckpointError, first_line
 
 FORMAT_VERSION = 1
 # The oldest format that load_checkpoint still reads (migrating it to FORMAT_VERSION when
@@ -62,13 +62,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise CheckpointError(
             f"{path}: refused to load: the file holds objects other than plain tensors and values "
             f"({first}); slotfill never unpickles code -- use a checkpoint written by slotfill"
         ) from None
     except Exception as err:  # noqa: BLE001 - any failure to parse means the file is not ours
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise CheckpointError(
             f"{path}: not a readable checkpoint (truncated or not a PyTorch file: {first}) -- "
             "use <run dir>/checkpoints/best.pt or last.pt of a finished slotfill run"

@@ -79,7 +79,7 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> float | None:
     """Tag text (``text=``) or score a split/file; returns the slot F1 when scoring."""
     from slotfill.config import validate_data
     from slotfill.data.loading import load_splits, read_path
-    from slotfill.evaluation import score, score_both_decodings, unseen_gold_tags, write_predictions
+    from slotfill.evaluation import score_both_decodings, unseen_gold_tags, write_predictions
     from slotfill.inference import SlotTagger
     from slotfill.metrics import format_report
     from slotfill.training import resolve_device
@@ -88,9 +88,7 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> float | None:
     tagger = SlotTagger.load(cfg.ckpt_path, device)
     if cfg.text is not None:
         sentences = sys.stdin.read().splitlines() if cfg.text == "-" else [cfg.text]
-        if cfg.constrained is not None:
-            tagger.model.constrained_decoding = cfg.constrained
-        for result in tagger.tag(sentences, cfg.batch_size):
+        for result in tagger.tag(sentences, cfg.batch_size, cfg.constrained):
             print(json.dumps(result, ensure_ascii=False))
         return None
 
@@ -109,10 +107,9 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> float | None:
     unseen = unseen_gold_tags(examples, tagger.tagset)
     if unseen:
         log.warning("%d gold tag(s) were never seen in training and count as misses: %s", len(unseen), " ".join(unseen))
-    preds = tagger.predict(examples, cfg.batch_size, cfg.constrained)
-    scores = score(examples, preds)
-    scores["by_decoding"] = score_both_decodings(
-        tagger.model, examples, tagger.vocab, tagger.tagset, tagger.labels, cfg.batch_size, tagger.device
+    scores, preds = score_both_decodings(
+        tagger.model, examples, tagger.vocab, tagger.tagset, tagger.labels, cfg.batch_size, tagger.device,
+        cfg.constrained,
     )
     gold = [list(ex.tags) for ex in examples]
     print(format_report(gold, preds.tags))

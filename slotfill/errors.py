@@ -38,3 +38,9 @@ class ConfigError(SlotfillError):
 
 class CheckpointError(SlotfillError):
     """A checkpoint file that is missing, damaged, foreign or of an unknown format."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

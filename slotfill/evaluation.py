@@ -69,6 +69,10 @@ def score(examples: Sequence[Example], preds: Predictions) -> dict[str, Any]:
     return slot_scores(gold, preds.tags, gold_intents, preds.intents)
 
 
+DECODINGS = (("unconstrained", False), ("constrained", True))
+_DECODING_KEYS = ("precision", "recall", "f1", "strict_f1", "sentence_accuracy")
+
+
 def score_both_decodings(
     model: Tagger,
     examples: Sequence[Example],
@@ -77,16 +81,28 @@ def score_both_decodings(
     labels: LabelSet | None,
     batch_size: int = 256,
     device: torch.device | str = "cpu",
-) -> dict[str, dict[str, float]]:
-    """Slot P/R/F1 with unconstrained and with BIO-constrained decoding, side by side."""
+    constrained: bool | None = None,
+) -> tuple[dict[str, Any], Predictions]:
+    """Decode once without and once with BIO constraints, and score both.
+
+    Returns the full scores of the chosen decoding (``constrained``, or the model's setting
+    when ``None``) with ``by_decoding`` (slot P/R/F1 of each decoding, side by side) added,
+    and that decoding's predictions.
+    """
+    chosen = model.constrained_decoding if constrained is None else constrained
     split = EncodedSplit(examples, vocab)
     gold = [list(ex.tags) for ex in examples]
-    out = {}
-    for name, constrained in (("unconstrained", False), ("constrained", True)):
-        tags = predict(model, split, vocab, tagset, labels, batch_size, device, constrained).tags
-        s = slot_scores(gold, tags)
-        out[name] = {k: s[k] for k in ("precision", "recall", "f1", "strict_f1", "sentence_accuracy")}
-    return out
+    by_decoding: dict[str, dict[str, float]] = {}
+    for name, flag in DECODINGS:
+        preds = predict(model, split, vocab, tagset, labels, batch_size, device, flag)
+        if flag == chosen:
+            chosen_preds, scores = preds, score(examples, preds)
+            summary = scores
+        else:
+            summary = slot_scores(gold, preds.tags)
+        by_decoding[name] = {k: summary[k] for k in _DECODING_KEYS}
+    scores["by_decoding"] = by_decoding
+    return scores, chosen_preds
 
 
 def write_predictions(examples: Sequence[Example], preds: Predictions, path: str | Path) -> None:

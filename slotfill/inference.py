@@ -11,7 +11,7 @@ import torch
 from slotfill.checkpoint import load_checkpoint
 from slotfill.data.bio import spans
 from slotfill.data.example import Example
-from slotfill.errors import CheckpointError
+from slotfill.errors import CheckpointError, first_line
 from slotfill.evaluation import Predictions, predict
 from slotfill.model import Tagger
 from slotfill.vocab import LabelSet, TagSet, Vocab
@@ -52,8 +52,7 @@ class SlotTagger:
             model = Tagger(**state["model_args"])
             model.load_state_dict(state["model_state"])
         except (TypeError, ValueError, RuntimeError) as err:
-            first = str(err).strip().splitlines()[0]
-            raise CheckpointError(f"{path}: its weights do not fit the model it describes ({first})") from None
+            raise CheckpointError(f"{path}: its weights do not fit the model it describes ({first_line(err)})") from None
         model.set_tag_constraints(state["tags"])
         labels = LabelSet.from_state(state["intents"]) if state.get("intents") else None
         return cls(
@@ -70,16 +69,19 @@ class SlotTagger:
         """
         return predict(self.model, examples, self.vocab, self.tagset, self.labels, batch_size, self.device, constrained)
 
-    def tag(self, sentences: Iterable[str | Sequence[str]], batch_size: int = 256) -> list[dict[str, Any]]:
+    def tag(
+        self, sentences: Iterable[str | Sequence[str]], batch_size: int = 256, constrained: bool | None = None
+    ) -> list[dict[str, Any]]:
         """Tag sentences given as strings (split on whitespace) or token lists.
 
         Returns one dict per sentence: ``text``, ``tokens``, ``tags``, ``slots`` (``type``,
         ``text``, ``start``, ``end`` token offsets, end exclusive) and ``intent`` when the
-        model has an intent head. An empty sentence gets empty lists.
+        model has an intent head. An empty sentence gets empty lists. ``constrained``
+        overrides the checkpoint's BIO-constrained decoding setting.
         """
         token_lists = [s.split() if isinstance(s, str) else list(s) for s in sentences]
         nonempty = [i for i, toks in enumerate(token_lists) if toks]
-        preds = self.predict([Example(tuple(token_lists[i])) for i in nonempty], batch_size)
+        preds = self.predict([Example(tuple(token_lists[i])) for i in nonempty], batch_size, constrained)
         results: list[dict[str, Any]] = []
         for tokens in token_lists:
             results.append({"text": " ".join(tokens), "tokens": tokens, "tags": [], "slots": []})

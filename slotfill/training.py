@@ -59,8 +59,9 @@ def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float | None) -
     if not grads:
         return torch.tensor(0.0)
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach()) for g in grads]))
-    if max_norm is not None and math.isfinite(float(norm)) and float(norm) > max_norm:
-        torch._foreach_mul_(grads, max_norm / float(norm))
+    total = float(norm)
+    if max_norm is not None and math.isfinite(total) and total > max_norm:
+        torch._foreach_mul_(grads, max_norm / total)
     return norm
 
 
@@ -492,7 +493,8 @@ def train(
                     norm = torch.tensor(float("nan"))
                 state.batch_in_epoch = index + 1
                 stepped = False
-                if not torch.isfinite(norm):
+                norm_value = float(norm)  # one host sync per step, reused below
+                if not math.isfinite(norm_value):
                     state.skipped += 1
                     state.consecutive_skipped += 1
                     optimizer.zero_grad(set_to_none=True)
@@ -503,7 +505,7 @@ def train(
                         break
                 else:
                     state.consecutive_skipped = 0
-                    if t.clip_norm is not None and float(norm) > t.clip_norm:
+                    if t.clip_norm is not None and norm_value > t.clip_norm:
                         state.clipped += 1
                     if t.clip_value is not None:
                         torch.nn.utils.clip_grad_value_(model.parameters(), t.clip_value)
@@ -515,11 +517,11 @@ def train(
                     loss_value = float(loss.detach())
                     state.epoch_loss_sum += loss_value
                     state.epoch_loss_count += 1
-                    state.epoch_norm_sum += float(norm)
+                    state.epoch_norm_sum += norm_value
                     state.epoch_tokens += batch.num_tokens
                     if writer is not None and state.step % cfg.logger.log_every_n_steps == 0:
                         writer.add_scalar("train/loss", loss_value, state.step)
-                        writer.add_scalar("grad_norm", float(norm), state.step)
+                        writer.add_scalar("grad_norm", norm_value, state.step)
                         writer.add_scalar("lr", optimizer.param_groups[0]["lr"], state.step)
                         writer.add_scalar("train/skipped_steps", state.skipped, state.step)
                 periodic = every and stepped and state.step % every == 0 and index + 1 < len(batches)
@@ -603,9 +605,7 @@ def train(
     flow_final = measure_gradient_flow("final")
     results: dict[str, Any] = {"status": "stopped_non_finite" if state.stop_reason == "non_finite" else "finished"}
     for name, examples in (("dev", dev_ex), ("test", test_ex)):
-        preds = predict(model, examples, vocab, tagset, labels, t.eval_batch_size, device)
-        results[name] = score(examples, preds)
-        results[name]["by_decoding"] = score_both_decodings(model, examples, vocab, tagset, labels, t.eval_batch_size, device)
+        results[name], preds = score_both_decodings(model, examples, vocab, tagset, labels, t.eval_batch_size, device)
         write_predictions(examples, preds, output_dir / "predictions" / f"{name}.conll")
     results.update(
         {
