@@ -79,6 +79,7 @@ class AdamConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+    fused: Optional[bool] = None  # one fused kernel per step (CPU and CUDA); None: PyTorch's choice
 
 
 @dataclass

@@ -58,7 +58,7 @@ def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float | None) -
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return torch.tensor(0.0)
-    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach()) for g in grads]))
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm([g.detach() for g in grads])))
     total = float(norm)
     if max_norm is not None and math.isfinite(total) and total > max_norm:
         torch._foreach_mul_(grads, max_norm / total)

@@ -126,3 +126,55 @@ def test_gradients_reach_every_parameter():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert math.isfinite(float(out["loss"].detach()))
 
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_unpacked_encoder_equals_packed_module(cell, bidirectional, num_layers):
+    """The encoder's padded fast path gives what nn.RNN/GRU/LSTM give on packed sequences,
+    outputs and gradients, for ragged and for equal-length batches."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from slotfill.model.encoder import RecurrentEncoder
+
+    torch.manual_seed(0)
+    enc = RecurrentEncoder(5, 7, cell, "tanh", bidirectional, num_layers).eval()
+    for lengths in (torch.tensor([6, 3, 1, 6]), torch.tensor([4, 4, 4])):
+        x = torch.randn(len(lengths), int(lengths.max()), 5, requires_grad=True)
+        ours = enc(x, lengths)
+        (grad_ours,) = torch.autograd.grad((ours * ours).sum(), x)
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        ref, _ = pad_packed_sequence(enc.rnn(packed)[0], batch_first=True, total_length=x.size(1))
+        (grad_ref,) = torch.autograd.grad((ref * ref).sum(), x)
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(grad_ours, grad_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_between_layers_only_in_training():
+    from slotfill.model.encoder import RecurrentEncoder
+
+    torch.manual_seed(0)
+    enc = RecurrentEncoder(4, 6, "lstm", "tanh", True, 2, dropout=0.5)
+    x, lengths = torch.randn(3, 5, 4), torch.tensor([5, 2, 4])
+    enc.eval()
+    torch.testing.assert_close(enc(x, lengths), enc(x, lengths))
+    enc.train()
+    assert not torch.allclose(enc(x, lengths), enc(x, lengths))
+
+
+def test_fast_dropout_rate_and_scale():
+    from slotfill.model.dropout import Dropout
+
+    torch.manual_seed(0)
+    drop = Dropout(0.3)
+    y = drop(torch.ones(200_000))
+    assert abs(float((y == 0).float().mean()) - 0.3) < 0.005
+    assert abs(float(y.mean()) - 1.0) < 0.01  # kept elements are scaled by 1 / (1 - p)
+    values = torch.unique(y).tolist()
+    assert values[0] == 0.0 and len(values) == 2 and values[1] == pytest.approx(1 / (1 - drop.effective_p))
+    drop.eval()
+    x = torch.randn(10)
+    assert torch.equal(drop(x), x)
+    with pytest.raises(ValueError):
+        Dropout(1.0)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from slotfill.errors import DataError
+from slotfill.model.dropout import Dropout
 from slotfill.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class WordRepresentation(nn.Module):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=Vocab.pad_index)
         self.context_window = context_window
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.output_dim = embedding_dim * (2 * context_window + 1)
 
     def forward(self, words: torch.Tensor) -> torch.Tensor:

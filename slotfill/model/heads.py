@@ -5,13 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from slotfill.model.dropout import Dropout
+
 
 class SoftmaxHead(nn.Module):
     """y_t = softmax(V h_t + c): the seed's output layer (returns the logits V h_t + c)."""
 
     def __init__(self, input_dim: int, num_tags: int, dropout: float = 0.0):
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.linear = nn.Linear(input_dim, num_tags)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
@@ -23,7 +25,7 @@ class IntentHead(nn.Module):
 
     def __init__(self, input_dim: int, num_intents: int, dropout: float = 0.0):
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.linear = nn.Linear(input_dim, num_intents)
 
     def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
