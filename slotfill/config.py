@@ -70,6 +70,9 @@ class ModelConfig:
     intent_loss_weight: float = 1.0
     head: str = "softmax"  # softmax | crf
     constrained_decoding: bool = False  # decode only BIO-valid tag sequences
+    char_filters: int = 0  # character CNN features per word (0: none)
+    char_dim: int = 30  # character embedding size
+    char_kernel: int = 3  # characters per convolution window (odd)
 
 
 @dataclass
@@ -216,6 +219,10 @@ def validate_train(cfg: DictConfig) -> None:
     for key in ("num_layers", "hidden_size", "embedding_dim"):
         _check(m[key] >= 1, f"model.{key}={m[key]} must be a positive integer")
     _check(m.context_window >= 0, f"model.context_window={m.context_window} must be >= 0")
+    _check(m.char_filters >= 0, f"model.char_filters={m.char_filters} must be >= 0 (0 turns character features off)")
+    if m.char_filters:
+        _check(m.char_dim >= 1, f"model.char_dim={m.char_dim} must be a positive integer")
+        _check(m.char_kernel >= 1 and m.char_kernel % 2 == 1, f"model.char_kernel={m.char_kernel} must be odd and positive")
     for key in ("dropout", "embedding_dropout", "output_dropout"):
         _probability(m[key], f"model.{key}")
     if m.pretrained_vectors:

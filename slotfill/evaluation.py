@@ -47,7 +47,8 @@ def predict(
     intents: list[str | None] | None = [None] * len(split) if model.intents is not None and labels else None
     try:
         for batch in split.batches(batch_size):
-            paths, intent_ids = model.predict(batch.words.to(device), batch.lengths, constrained)
+            chars = None if batch.chars is None else batch.chars.to(device)
+            paths, intent_ids = model.predict(batch.words.to(device), batch.lengths, constrained, chars)
             for row, path, in zip(batch.index.tolist(), paths):
                 tags[row] = tagset.decode(path)
             if intents is not None and intent_ids is not None:

@@ -117,12 +117,14 @@ def unroll(
     return hs, cs  # type: ignore[return-value]
 
 
-def _encode_unrolled(model: Tagger, words: torch.Tensor, lengths: torch.Tensor) -> dict[str, Any]:
+def _encode_unrolled(
+    model: Tagger, words: torch.Tensor, lengths: torch.Tensor, chars: torch.Tensor | None = None
+) -> dict[str, Any]:
     """The top layer's per-step states (graph nodes) and the packed module's output to check them."""
     enc = model.encoder
     rnn = enc.rnn
     cell, nonlinearity = enc.cell, model.hparams["nonlinearity"]
-    inputs = model.words(words)
+    inputs = model.words(words, chars)
     directions = 2 if rnn.bidirectional else 1
     layer_in = inputs
     with torch.no_grad():  # lower layers only feed the top one
@@ -253,8 +255,10 @@ def gradient_flow(
             chunk = rows[start : start + batch_size]
             lengths = split.lengths[chunk]
             words = split.words[chunk, : int(lengths.max())].to(device)
+            chars = split.batch(torch.tensor(chunk)).chars if split.chars is not None else None
+            chars = None if chars is None else chars.to(device)
             with torch.enable_grad():
-                states = _encode_unrolled(model, words, lengths)
+                states = _encode_unrolled(model, words, lengths, chars)
                 max_error = max(max_error, _check_against_packed(states, lengths))
                 fwd_h, fwd_c = states["forward"]
                 bwd_h, _ = states["backward"]

@@ -113,6 +113,10 @@ def build_model(cfg: DictConfig, vocab: Vocab, tagset: TagSet, labels: LabelSet 
         intent_loss_weight=m.intent_loss_weight,
         head=m.head,
         constrained_decoding=m.constrained_decoding,
+        num_chars=len(vocab.chars) if m.char_filters else 0,
+        char_dim=m.char_dim,
+        char_filters=m.char_filters,
+        char_kernel=m.char_kernel,
     )
     model.set_tag_constraints(tagset.itos)
     if m.pretrained_vectors:
@@ -359,11 +363,11 @@ def train(
     splits = load_splits(cfg.data)
     train_ex, dev_ex, test_ex = splits["train"], splits["dev"], splits["test"]
     normalizer = Normalizer(lowercase=cfg.vocab.lowercase, digits=cfg.vocab.digits)
-    vocab = Vocab.build((ex.tokens for ex in train_ex), normalizer, cfg.vocab.min_freq)
+    vocab = Vocab.build((ex.tokens for ex in train_ex), normalizer, cfg.vocab.min_freq, chars=cfg.model.char_filters > 0)
     tagset = TagSet.build(ex.tags for ex in train_ex)
     labels = _intent_labels(cfg, train_ex)
     if resume_state is not None:
-        if resume_state["vocab"]["itos"] != vocab.itos or resume_state["tags"] != tagset.itos:
+        if resume_state["vocab"]["itos"] != vocab.itos or resume_state["vocab"].get("chars") != vocab.chars or resume_state["tags"] != tagset.itos:
             raise SlotfillError("the training data changed since the run was interrupted (vocabulary or tags differ); cannot resume exactly -- start a new run")
     for name, examples in (("dev", dev_ex), ("test", test_ex)):
         unseen = unseen_gold_tags(examples, tagset)
@@ -482,7 +486,7 @@ def train(
                 out = model(
                     words.to(device), batch.lengths,
                     batch.tags.to(device), None if batch.intents is None else batch.intents.to(device),
-                    reduction=t.loss_reduction,
+                    reduction=t.loss_reduction, chars=None if batch.chars is None else batch.chars.to(device),
                 )
                 loss = out["loss"]
                 optimizer.zero_grad(set_to_none=True)

@@ -57,29 +57,47 @@ class Vocab:
     """Word vocabulary: index 0 is padding, index 1 the unknown word.
 
     Keeps each word's training frequency so that unknown-word dropout can find rare words.
+    Optionally also the characters of the training words (``chars``, again with padding at
+    0 and unknown at 1), for models that read a word's spelling; a word's characters are
+    those of its normalised form, so train, eval and predict time agree.
     """
 
-    def __init__(self, itos: Sequence[str], counts: Sequence[int], normalizer: Normalizer):
+    def __init__(
+        self,
+        itos: Sequence[str],
+        counts: Sequence[int],
+        normalizer: Normalizer,
+        chars: Sequence[str] | None = None,
+    ):
         if list(itos[:2]) != [PAD, UNK]:
             raise ValueError("a vocabulary starts with <pad>, <unk>")
         if len(counts) != len(itos):
             raise ValueError("one count per word is needed")
+        if chars is not None and list(chars[:2]) != [PAD, UNK]:
+            raise ValueError("a character vocabulary starts with <pad>, <unk>")
         self.itos = list(itos)
         self.counts = list(counts)
         self.normalizer = normalizer
         self.stoi = {word: i for i, word in enumerate(self.itos)}
+        self.chars = list(chars) if chars is not None else None
+        self.char_stoi = {c: i for i, c in enumerate(self.chars)} if self.chars is not None else None
 
     pad_index = 0
     unk_index = 1
 
     @classmethod
     def build(
-        cls, sentences: Iterable[Sequence[str]], normalizer: Normalizer, min_freq: int = 1
+        cls,
+        sentences: Iterable[Sequence[str]],
+        normalizer: Normalizer,
+        min_freq: int = 1,
+        chars: bool = False,
     ) -> Vocab:
         """Vocabulary of the normalised words seen at least ``min_freq`` times.
 
         Words are ordered by descending frequency, ties alphabetically, so the same data
-        always gives the same indices.
+        always gives the same indices. ``chars``: also collect every character of every
+        training word (rare words included: their spelling is what characters are for).
         """
         if min_freq < 1:
             raise ValueError(f"min_freq must be >= 1, got {min_freq}")
@@ -91,7 +109,8 @@ class Vocab:
         unk_count = sum(c for w, c in counter.items() if c < min_freq)
         itos = [PAD, UNK] + [w for w, _ in kept]
         counts = [0, unk_count] + [c for _, c in kept]
-        return cls(itos, counts, normalizer)
+        char_itos = [PAD, UNK] + sorted({c for word in counter for c in word}) if chars else None
+        return cls(itos, counts, normalizer, char_itos)
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -100,16 +119,26 @@ class Vocab:
         norm = self.normalizer
         return [self.stoi.get(norm(tok), self.unk_index) for tok in tokens]
 
+    def encode_chars(self, tokens: Sequence[str], width: int) -> list[list[int]]:
+        """Character indices of each normalised token: its first ``width`` characters."""
+        if self.char_stoi is None:
+            raise ValueError("this vocabulary has no characters (build it with chars=True)")
+        norm, stoi, unk = self.normalizer, self.char_stoi, self.unk_index
+        return [[stoi.get(c, unk) for c in norm(tok)[:width]] for tok in tokens]
+
     def rare_mask(self, max_count: int = 1) -> list[bool]:
         """``True`` for words seen at most ``max_count`` times in training (dropout targets)."""
         return [i > self.unk_index and c <= max_count for i, c in enumerate(self.counts)]
 
     def to_state(self) -> dict[str, Any]:
-        return {"itos": self.itos, "counts": self.counts, "normalizer": self.normalizer.to_state()}
+        return {
+            "itos": self.itos, "counts": self.counts, "normalizer": self.normalizer.to_state(),
+            "chars": self.chars,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Vocab:
-        return cls(state["itos"], state["counts"], Normalizer.from_state(state["normalizer"]))
+        return cls(state["itos"], state["counts"], Normalizer.from_state(state["normalizer"]), state.get("chars"))
 
 
 class TagSet:

@@ -14,6 +14,10 @@ import torch
 from slotfill.data.example import Example
 from slotfill.vocab import LabelSet, TagSet, Vocab
 
+WORD_CHARS = 24
+"""Characters of a word that a character model reads: its first 24 (the longest ATIS word has
+16; three SNIPS training words are longer than 24, and their first 24 still identify them)."""
+
 
 @dataclass
 class Batch:
@@ -24,6 +28,7 @@ class Batch:
     lengths: torch.Tensor  # (B,)
     tags: torch.Tensor | None = None  # (B, T)
     intents: torch.Tensor | None = None  # (B,)
+    chars: torch.Tensor | None = None  # (B, T, C) character indices, 0 at padding
 
     @property
     def num_tokens(self) -> int:
@@ -32,11 +37,16 @@ class Batch:
     def to(self, device: torch.device) -> Batch:
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         # lengths stay on the CPU: packing wants them there.
-        return Batch(self.index, move(self.words), self.lengths, move(self.tags), move(self.intents))
+        return Batch(
+            self.index, move(self.words), self.lengths, move(self.tags), move(self.intents), move(self.chars)
+        )
 
 
 class EncodedSplit:
-    """Words (and, for training, tag and intent indices) of a split as padded tensors."""
+    """Words (and, for training, tag and intent indices) of a split as padded tensors.
+
+    When the vocabulary has characters, each token's characters too (``chars``, (N, T, C)).
+    """
 
     def __init__(
         self,
@@ -58,6 +68,13 @@ class EncodedSplit:
         self.intents = None
         if labels is not None and len(labels) and all(ex.intent is not None for ex in self.examples):
             self.intents = torch.tensor([labels.stoi[ex.intent] for ex in self.examples], dtype=torch.long)
+        self.chars = None
+        if vocab.chars is not None:
+            # int16 keeps ATIS-sized splits small; batches are widened to int64.
+            self.chars = torch.zeros(n, width, WORD_CHARS, dtype=torch.int16)
+            for i, ex in enumerate(self.examples):
+                for j, ids in enumerate(vocab.encode_chars(ex.tokens, WORD_CHARS)):
+                    self.chars[i, j, : len(ids)] = torch.tensor(ids, dtype=torch.int16)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -71,7 +88,11 @@ class EncodedSplit:
         width = int(lengths.max())
         pick = lambda t: None if t is None else t[index, :width]  # noqa: E731
         intents = None if self.intents is None else self.intents[index]
-        return Batch(index, pick(self.words), lengths, pick(self.tags), intents)
+        chars = None
+        if self.chars is not None:
+            chars = self.chars[index, :width]
+            chars = chars[:, :, : max(int((chars != 0).sum(-1).max()), 1)].long()  # (B, T, C)
+        return Batch(index, pick(self.words), lengths, pick(self.tags), intents, chars)
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None) -> list[Batch]:
         """Batches of similar length.

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from slotfill.errors import DataError
+from slotfill.model.chars import CharCNN
 from slotfill.model.dropout import Dropout
 from slotfill.vocab import Vocab
 
@@ -17,7 +18,10 @@ log = logging.getLogger(__name__)
 
 
 class WordRepresentation(nn.Module):
-    """Embeds word indices, optionally concatenating the +-k neighbours' embeddings.
+    """Embeds word indices, optionally with character features and the +-k neighbours.
+
+    A token's vector is its word embedding, followed by its character CNN features when
+    ``num_chars`` is set; the context window then concatenates the neighbours' vectors.
 
     The context window is Mesnil et al.'s: position t sees ``[e_{t-k}, ..., e_t, ..., e_{t+k}]``;
     positions beyond the utterance see the padding vector (zeros), which is also what a
@@ -28,17 +32,36 @@ class WordRepresentation(nn.Module):
         embedding_dim: size of one word vector.
         context_window: k; 0 for the word alone.
         dropout: dropout on the output.
+        num_chars: character vocabulary size; 0 for no character features.
+        char_dim, char_filters, char_kernel: the character CNN's sizes (see :class:`CharCNN`).
     """
 
-    def __init__(self, vocab_size: int, embedding_dim: int, context_window: int = 0, dropout: float = 0.0):
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        context_window: int = 0,
+        dropout: float = 0.0,
+        num_chars: int = 0,
+        char_dim: int = 30,
+        char_filters: int = 50,
+        char_kernel: int = 3,
+    ):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=Vocab.pad_index)
+        self.chars = CharCNN(num_chars, char_dim, char_filters, char_kernel) if num_chars else None
         self.context_window = context_window
         self.dropout = Dropout(dropout)
-        self.output_dim = embedding_dim * (2 * context_window + 1)
+        token_dim = embedding_dim + (self.chars.output_dim if self.chars is not None else 0)
+        self.output_dim = token_dim * (2 * context_window + 1)
 
-    def forward(self, words: torch.Tensor) -> torch.Tensor:
+    def forward(self, words: torch.Tensor, chars: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) word indices and, with character features, (B, T, C) character indices."""
         emb = self.embedding(words)  # (B, T, E)
+        if self.chars is not None:
+            if chars is None:
+                raise ValueError("this model reads characters: pass chars (B, T, C)")
+            emb = torch.cat([emb, self.chars(chars)], dim=-1)  # (B, T, E + F)
         k = self.context_window
         if k:
             batch, length, dim = emb.shape

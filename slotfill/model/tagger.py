@@ -43,6 +43,8 @@ class Tagger(nn.Module):
         constrained_decoding: decode only BIO-valid paths (Viterbi under the constraints set
             by :meth:`set_tag_constraints`); ``False``: per-token argmax (softmax) or
             unconstrained Viterbi (CRF).
+        num_chars: character vocabulary size for character CNN word features; 0: none.
+        char_dim, char_filters, char_kernel: the character CNN's sizes.
     """
 
     def __init__(
@@ -64,6 +66,10 @@ class Tagger(nn.Module):
         intent_loss_weight: float = 1.0,
         head: str = "softmax",
         constrained_decoding: bool = False,
+        num_chars: int = 0,
+        char_dim: int = 30,
+        char_filters: int = 50,
+        char_kernel: int = 3,
     ):
         super().__init__()
         self.hparams: dict[str, Any] = {
@@ -74,12 +80,16 @@ class Tagger(nn.Module):
             "embedding_dropout": embedding_dropout, "output_dropout": output_dropout,
             "context_window": context_window, "intent_loss_weight": intent_loss_weight,
             "head": head, "constrained_decoding": constrained_decoding,
+            "num_chars": num_chars, "char_dim": char_dim, "char_filters": char_filters,
+            "char_kernel": char_kernel,
         }
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         emb_p = dropout if embedding_dropout is None else embedding_dropout
         out_p = dropout if output_dropout is None else output_dropout
-        self.words = WordRepresentation(vocab_size, embedding_dim, context_window, emb_p)
+        self.words = WordRepresentation(
+            vocab_size, embedding_dim, context_window, emb_p, num_chars, char_dim, char_filters, char_kernel
+        )
         self.encoder = RecurrentEncoder(
             self.words.output_dim, hidden_size, cell, nonlinearity, bidirectional, num_layers, dropout
         )
@@ -108,6 +118,7 @@ class Tagger(nn.Module):
         tags: torch.Tensor | None = None,
         intents: torch.Tensor | None = None,
         reduction: str = "sum",
+        chars: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Score a padded batch.
 
@@ -119,13 +130,14 @@ class Tagger(nn.Module):
             reduction: ``sum``: each utterance's loss is the sum of its tokens'
                 cross-entropies (the seed's loss), averaged over the utterances of the batch;
                 ``mean``: the slot loss is averaged over all real tokens of the batch.
+            chars: (B, T, C) character indices, for a model with character features.
 
         Returns:
             ``logits`` (B, T, C), ``mask`` (B, T), ``intent_logits`` (B, I) if any, and
             ``loss`` (scalar) when ``tags`` is given.
         """
         mask = torch.arange(words.size(1), device=words.device) < lengths.to(words.device).unsqueeze(1)
-        states = self.encoder(self.words(words), lengths)  # (B, T, H)
+        states = self.encoder(self.words(words, chars), lengths)  # (B, T, H)
         logits = self.slots(states)  # (B, T, C)
         out: dict[str, torch.Tensor] = {"logits": logits, "mask": mask}
         if self.intents is not None:
@@ -156,13 +168,17 @@ class Tagger(nn.Module):
 
     @torch.no_grad()
     def predict(
-        self, words: torch.Tensor, lengths: torch.Tensor, constrained: bool | None = None
+        self,
+        words: torch.Tensor,
+        lengths: torch.Tensor,
+        constrained: bool | None = None,
+        chars: torch.Tensor | None = None,
     ) -> tuple[list[list[int]], list[int] | None]:
         """Tag indices per real token (and an intent index per utterance).
 
         ``constrained`` overrides the model's ``constrained_decoding`` setting.
         """
-        out = self.forward(words, lengths)
+        out = self.forward(words, lengths, chars=chars)
         logits, mask = out["logits"], out["mask"]
         constrained = self.constrained_decoding if constrained is None else constrained
         allowed = (self.allowed_start, self.allowed_transitions) if constrained else (None, None)
