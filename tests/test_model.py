@@ -178,3 +178,28 @@ def test_fast_dropout_rate_and_scale():
     assert torch.equal(drop(x), x)
     with pytest.raises(ValueError):
         Dropout(1.0)
+
+
+def test_intent_head_max_pools_real_tokens_and_its_loss_and_accuracy_by_hand():
+    """Hand-set weights: the head's logits, the joint loss and the predicted intents."""
+    from slotfill.model.heads import IntentHead
+
+    head = IntentHead(input_dim=2, num_intents=2).eval()
+    with torch.no_grad():
+        head.linear.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+        head.linear.bias.zero_()
+    states = torch.tensor([[[0.5, 2.0], [1.0, -1.0], [9.0, 9.0]],  # third position is padding
+                           [[3.0, 0.0], [0.0, 1.0], [0.0, 0.0]]])
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    logits = head(states, mask)
+    # max over real positions: [1.0, 2.0] and [3.0, 1.0]
+    torch.testing.assert_close(logits, torch.tensor([[1.0, 2.0], [3.0, 1.0]]))
+    gold = torch.tensor([1, 1])
+    expected = (math.log(1 + math.exp(-1.0)) + math.log(1 + math.exp(2.0))) / 2
+    assert F.cross_entropy(logits, gold).item() == pytest.approx(expected, rel=1e-6)
+    predicted = logits.argmax(-1)
+    assert predicted.tolist() == [1, 0]
+    from slotfill.metrics import slot_scores
+
+    scores = slot_scores([["B-x"], ["O"]], [["B-x"], ["O"]], ["b", "b"], [["a", "b"][i] for i in predicted.tolist()])
+    assert scores["intent_accuracy"] == 0.5 and scores["frame_accuracy"] == 0.5
