@@ -162,11 +162,19 @@ class EvalConfig:
     constrained: Optional[bool] = None  # BIO-constrained decoding; None: as the model was trained
 
 
+@dataclass
+class ExportConfig:
+    ckpt_path: str = MISSING
+    format: str = "onnx"  # onnx | torchscript
+    out_dir: Optional[str] = None  # None: <checkpoint dir>/export-<format>/
+
+
 def register_configs() -> None:
     """Register the schemas with Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="base_train", node=TrainConfig)
     cs.store(name="base_eval", node=EvalConfig)
+    cs.store(name="base_export", node=ExportConfig)
     cs.store(group="data", name="base_data", node=DataConfig)
     cs.store(group="model", name="base_model", node=ModelConfig)
     cs.store(group="optim", name="base_adam", node=AdamConfig)

@@ -64,10 +64,11 @@ class WordRepresentation(nn.Module):
             emb = torch.cat([emb, self.chars(chars)], dim=-1)  # (B, T, E + F)
         k = self.context_window
         if k:
-            batch, length, dim = emb.shape
-            emb = F.pad(emb, (0, 0, k, k))  # (B, T + 2k, E)
-            emb = emb.unfold(1, 2 * k + 1, 1)  # (B, T, E, 2k + 1)
-            emb = emb.transpose(2, 3).reshape(batch, length, dim * (2 * k + 1))
+            # 2k + 1 shifted slices rather than unfold: same values, and exportable to ONNX
+            # with a dynamic length.
+            length = emb.size(1)
+            padded = F.pad(emb, (0, 0, k, k))  # (B, T + 2k, E)
+            emb = torch.cat([padded[:, i : i + length] for i in range(2 * k + 1)], dim=-1)  # (B, T, (2k+1)E)
         return self.dropout(emb)
 
     @torch.no_grad()
