@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 import slotfill.config  # noqa: F401  (registers the schemas)
+
+# The tests train tiny models, which gain nothing from intra-op threads; on a busy or 2-core
+# machine two threads per process spin against each other and run many times slower. Tests
+# that measure threading set it themselves; subprocesses inherit OMP_NUM_THREADS.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
