@@ -103,3 +103,31 @@ def test_constrained_softmax_decoding_repairs_what_greedy_gets_wrong():
     start, allowed = bio_constraints(TAGS)
     assert log_probs.argmax(-1).tolist() == [[0, 2]]
     assert constrained_decode(log_probs, torch.ones(1, 2, dtype=torch.bool), start, allowed) == [[1, 2]]
+
+
+def test_log_partition_matches_broadcast_logsumexp_in_value_and_gradient():
+    """The matrix-product forward algorithm equals the textbook (B, C, C) logsumexp recursion."""
+    torch.manual_seed(0)
+    crf = CRF(9)
+    with torch.no_grad():
+        crf.transitions.normal_(0, 8)  # wide scores: the shifts must keep exp in range
+        crf.start.normal_()
+        crf.end.normal_()
+    emissions = torch.randn(4, 7, 9, dtype=torch.float64) * 5
+    emissions.requires_grad_(True)
+    mask = torch.arange(7) < torch.tensor([7, 1, 4, 6]).unsqueeze(1)
+    crf = crf.double()
+
+    def textbook(e):
+        alpha = crf.start + e[:, 0]
+        for t in range(1, e.size(1)):
+            nxt = torch.logsumexp(alpha.unsqueeze(2) + crf.transitions, dim=1) + e[:, t]
+            alpha = torch.where(mask[:, t].unsqueeze(1), nxt, alpha)
+        return torch.logsumexp(alpha + crf.end, dim=1)
+
+    ours, reference = crf.log_partition(emissions, mask), textbook(emissions)
+    torch.testing.assert_close(ours, reference)
+    grads = torch.autograd.grad(ours.sum(), [emissions, crf.transitions, crf.start, crf.end])
+    expected = torch.autograd.grad(reference.sum(), [emissions, crf.transitions, crf.start, crf.end])
+    for g, e in zip(grads, expected):
+        torch.testing.assert_close(g, e)
