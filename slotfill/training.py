@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -340,7 +340,10 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
 
 
 def train(
-    cfg: DictConfig, output_dir: str | Path, resume_state: dict[str, Any] | None = None
+    cfg: DictConfig,
+    output_dir: str | Path,
+    resume_state: dict[str, Any] | None = None,
+    epoch_callback: Callable[[Tagger, int], None] | None = None,
 ) -> dict[str, Any]:
     """Train, select on dev, test once; returns the ``results.json`` content.
 
@@ -349,6 +352,11 @@ def train(
         output_dir: the run folder.
         resume_state: a ``last.pt`` checkpoint (see :func:`load_resume_state`) to continue
             exactly where it stopped; ``cfg`` must then be that run's config.
+        epoch_callback: called as ``epoch_callback(model, epoch)`` at the end of every
+            epoch, after its dev evaluation and ``history`` entry and outside the timed part
+            (it does not count in ``seconds``). It sees the live model and must leave its
+            weights, mode and the RNG state as it found them (e.g. ``slotfill.bench``
+            scores test after every epoch with :func:`slotfill.evaluation.predict`).
     """
     validate_train(cfg)
     output_dir = Path(output_dir)
@@ -566,6 +574,8 @@ def train(
             tokens_per_second = state.epoch_tokens / seconds if seconds > 0 else 0.0
             clipped_fraction = state.clipped / state.step if state.step else 0.0
             state.history.append({"epoch": epoch, "train_loss": mean_loss, "dev_f1": dev_scores["f1"], "seconds": seconds})
+            if epoch_callback is not None:
+                epoch_callback(model, epoch)
             log.info(
                 "epoch %3d  loss %.4f  grad_norm %.2f  dev F1 %.4f (P %.4f R %.4f)%s  %.1fs  %.0f tok/s",
                 epoch, mean_loss, state.epoch_norm_sum / max(state.epoch_loss_count, 1), dev_scores["f1"],

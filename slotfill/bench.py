@@ -1,0 +1,716 @@
+"""``python -m slotfill.bench``: slotfill's training and inference speed against a plain baseline.
+
+Both sides run on the same machine in the same invocation, each in its own worker process
+(``python -m slotfill.bench --worker JOB.json``) so that their peak resident memory
+(``ru_maxrss``) does not mix. Each worker runs, in this order: the main measurement (one
+warm-up epoch, then ``--epochs`` measured epochs; inference on the test split), records its
+peak memory, then the scaling runs and the ``--to-accuracy`` runs in the same (warm) process.
+
+slotfill is measured through the product itself: ``slotfill.training.train`` with a config
+composed from ``conf/`` (per-epoch training seconds from ``results["history"]``, which
+exclude dev evaluation) and ``SlotTagger.predict`` for inference. The baseline is
+:mod:`slotfill.bench_baseline`. A side's peak memory covers everything its main
+measurement does; for slotfill that includes what ``train`` does after its epochs (scoring
+dev and test with both decodings at ``trainer.eval_batch_size``).
+
+Examples::
+
+    python -m slotfill.bench                                    # data/airline, default BiLSTM
+    python -m slotfill.bench --data /work/shared/datasets/atis --epochs 3
+    SLOTFILL_DATA=../shared/datasets python -m slotfill.bench --data atis --json
+    python -m slotfill.bench --model "model.hidden_size=100 model.cell=gru" --no-scaling
+    python -m slotfill.bench --to-accuracy 30                   # + test F1 after every epoch
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from slotfill.data.example import Example
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+FACTORS = (1, 4, 16)
+LENGTHS = (10, 40, 160)
+QUICK_FACTORS = (1, 2)
+SYNTHETIC_TOKENS = 16_384  # tokens per synthetic fixed-length corpus
+QUICK_SYNTHETIC_TOKENS = 640
+ACCURACY_EPOCHS = 30  # --to-accuracy without a number
+
+
+# --------------------------------------------------------------------------- arithmetic
+
+
+def training_flops(
+    tokens: int,
+    utterances: int,
+    *,
+    input_size: int,
+    hidden_size: int,
+    num_tags: int,
+    num_intents: int = 0,
+    cell: str = "lstm",
+    bidirectional: bool = True,
+    num_layers: int = 1,
+) -> dict[str, int]:
+    """Matrix-product FLOP of one training epoch (forward + backward).
+
+    A multiply-add is 2 FLOP. With G gates (LSTM 4, GRU 3, Elman RNN 1), hidden size H,
+    d directions, layer input size D_l (D_0 = ``input_size``, D_l = d*H above), C slot tags
+    and I intents, one forward pass over an epoch of N real tokens and U utterances costs::
+
+        forward = N * [ sum_l d * (2*G*H*D_l + 2*G*H*H) + 2*(d*H)*C ] + U * 2*(d*H)*I
+        training = forward + backward = 3 * forward      (backward = 2 x forward)
+
+    i.e. the input and recurrent products of every layer and direction at every real token,
+    the slot output layer at every real token and the intent layer once per utterance.
+    Padding, biases, gate nonlinearities, embeddings (and a character CNN's convolutions),
+    softmax and the optimizer are not counted: this is the arithmetic a perfect
+    implementation cannot avoid.
+    """
+    gates = GATES[cell]
+    directions = 2 if bidirectional else 1
+    per_token = 0
+    layer_input = input_size
+    for _ in range(num_layers):
+        per_token += directions * (2 * gates * hidden_size * layer_input + 2 * gates * hidden_size * hidden_size)
+        layer_input = directions * hidden_size
+    per_token += 2 * layer_input * num_tags
+    forward = tokens * per_token + utterances * 2 * layer_input * num_intents
+    return {"forward": forward, "training": 3 * forward}
+
+
+def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    """Measured fp32 ``torch.mm`` rate (GFLOP/s) of a ``size`` x ``size`` product on ``threads`` threads.
+
+    The median of ``repeats`` timed products after one warm-up; ``2 * size**3`` FLOP each.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        a = torch.randn(size, size, generator=gen)
+        b = torch.randn(size, size, generator=gen)
+        out = torch.empty(size, size)
+        torch.mm(a, b, out=out)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.mm(a, b, out=out)
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+# --------------------------------------------------------------------------- data
+
+
+def resolve_data(data: str) -> Path:
+    """A JointBERT folder: ``data`` itself, ``$SLOTFILL_DATA/<data>`` for ``atis``/``snips``, or the checkout's ``data/...``."""
+    candidates = [Path(data)]
+    if data in ("atis", "snips"):
+        candidates.append(Path(os.environ.get("SLOTFILL_DATA", "data")) / data)
+    if not Path(data).is_absolute():
+        candidates.append(ROOT / data)
+    for path in candidates:
+        if (path / "train" / "seq.in").is_file():
+            return path.resolve()
+    raise SystemExit(f"error: --data {data}: no JointBERT folder (train/seq.in, dev/, test/) found -- "
+                     "give a dataset folder, or atis/snips with SLOTFILL_DATA set")
+
+
+def read_splits(root: Path) -> dict[str, list[Example]]:
+    from slotfill.data.readers import read_jointbert
+
+    return read_jointbert(root, ("train", "dev", "test"))
+
+
+def write_jointbert(root: Path, splits: dict[str, Sequence[Example]]) -> Path:
+    """Write examples as a JointBERT folder (``label`` only when every example has an intent)."""
+    for split, examples in splits.items():
+        folder = root / split
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "seq.in").write_text("".join(" ".join(ex.tokens) + "\n" for ex in examples), encoding="utf-8")
+        (folder / "seq.out").write_text("".join(" ".join(ex.tags) + "\n" for ex in examples), encoding="utf-8")
+        if all(ex.intent is not None for ex in examples):
+            (folder / "label").write_text("".join(f"{ex.intent}\n" for ex in examples), encoding="utf-8")
+    return root
+
+
+def replicated_corpus(splits: dict[str, list[Example]], factor: int, root: Path, eval_size: int = 32) -> Path:
+    """The training split repeated ``factor`` times; small dev/test to keep evaluation cheap."""
+    return write_jointbert(root, {
+        "train": splits["train"] * factor,
+        "dev": splits["dev"][:eval_size],
+        "test": splits["test"][:eval_size],
+    })
+
+
+def synthetic_corpus(
+    train: Sequence[Example], length: int, utterances: int, root: Path, seed: int = 0
+) -> Path:
+    """Utterances of exactly ``length`` random training words; tags ``O`` or a random ``B-x``.
+
+    Every tag sequence is valid IOB2 (a ``B-x`` may follow anything). Intents, when the data
+    has them, are random training intents.
+    """
+    rng = random.Random(seed)
+    words = sorted({tok for ex in train for tok in ex.tokens})
+    begins = sorted({t for ex in train for t in ex.tags if t.startswith("B-")}) or ["O"]
+    intents = sorted({ex.intent for ex in train}) if all(ex.intent is not None for ex in train) else None
+
+    def make(n: int) -> list[Example]:
+        out = []
+        for _ in range(n):
+            tokens = tuple(rng.choice(words) for _ in range(length))
+            tags = tuple("O" if rng.random() < 0.7 else rng.choice(begins) for _ in range(length))
+            out.append(Example(tokens, tags, rng.choice(intents) if intents else None))
+        return out
+
+    return write_jointbert(root, {"train": make(utterances), "dev": make(4), "test": make(4)})
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far (``ru_maxrss``), in MiB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation percentile (numpy's default) of a non-empty sequence."""
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def seqeval_f1(examples: Sequence[Example], predicted: Sequence[Sequence[str]]) -> float:
+    """Slot F1 in seqeval's default (conlleval) mode, as ``slotfill.metrics`` reports it."""
+    from seqeval.metrics import f1_score
+
+    return float(f1_score([list(ex.tags) for ex in examples], [list(p) for p in predicted], zero_division=0))
+
+
+def measure_inference(
+    predict: Callable[[Sequence[Example], int], list[list[str]]],
+    examples: Sequence[Example],
+    repeats: int = 3,
+    big_batch: int = 256,
+) -> dict[str, Any]:
+    """Tokenised sentences -> tag strings, at batch 1 and at ``big_batch``.
+
+    Batch 1 is one ``predict`` call per sentence (as a server tagging one request would);
+    its sentences/s is the number of sentences over the sum of the calls' times, and the
+    calls' times give the latency percentiles. ``big_batch`` is one call over the whole
+    split, median of ``repeats``. Returns the predictions of the last big-batch call too.
+    """
+    examples = list(examples)
+    predict(examples[:16], 1)  # warm-up
+    predict(examples, big_batch)
+    latencies = []
+    for ex in examples:
+        start = time.perf_counter()
+        predict([ex], 1)
+        latencies.append(time.perf_counter() - start)
+    times = []
+    for _ in range(max(repeats, 1)):
+        start = time.perf_counter()
+        predicted = predict(examples, big_batch)
+        times.append(time.perf_counter() - start)
+    if [len(p) for p in predicted] != [len(ex) for ex in examples]:
+        raise RuntimeError("predictions do not align with the sentences")
+    return {
+        "sentences": len(examples),
+        "batch1_sentences_per_second": len(examples) / sum(latencies),
+        f"batch{big_batch}_sentences_per_second": len(examples) / statistics.median(times),
+        "latency_p50_ms": 1000 * percentile(latencies, 50),
+        "latency_p99_ms": 1000 * percentile(latencies, 99),
+        "predicted": predicted,
+    }
+
+
+def epoch_summary(seconds: Sequence[float], tokens: int) -> dict[str, Any]:
+    """Warm-up epoch dropped; the median of the rest."""
+    measured = list(seconds[1:]) or list(seconds)
+    median = statistics.median(measured)
+    return {
+        "seconds_per_epoch": median,
+        "tokens_per_second": tokens / median,
+        "tokens_per_epoch": tokens,
+        "epoch_seconds": measured,
+        "warmup_seconds": seconds[0],
+    }
+
+
+def accuracy_summary(f1: Sequence[float], seconds: Sequence[float]) -> dict[str, Any]:
+    """Per-epoch test F1 and cumulative training seconds; the best F1 and when it was first reached."""
+    cumulative, total = [], 0.0
+    for s in seconds:
+        total += s
+        cumulative.append(total)
+    best = max(f1)
+    best_epoch = f1.index(best) + 1
+    return {"f1": list(f1), "cumulative_seconds": cumulative, "best_f1": best, "best_epoch": best_epoch,
+            "seconds_to_best": cumulative[best_epoch - 1]}
+
+
+# --------------------------------------------------------------------------- slotfill side
+
+
+def intent_labels(train: Sequence[Example], mode: str) -> Any:
+    """The ``LabelSet`` of a joint intent head (``model.intent`` = auto/on/off), or ``None``."""
+    from slotfill.vocab import LabelSet
+
+    has_intents = all(ex.intent is not None for ex in train)
+    if mode == "on" or (mode == "auto" and has_intents):
+        return LabelSet.build(ex.intent for ex in train)
+    return None
+
+
+def compose_slotfill(data_dir: Path, job: dict[str, Any], epochs: int, extra: Sequence[str] = ()) -> DictConfig:
+    """slotfill's train config from ``conf/`` with the benchmark's overrides."""
+    from hydra import compose, initialize_config_dir
+
+    from slotfill.cli import conf_dir
+
+    overrides = [
+        "data=folder", f"data.dir={data_dir}", "data.name=bench", "logger=none", "logger.gradient_flow=false",
+        "device=cpu", f"threads={job['threads']}", f"trainer.batch_size={job['batch_size']}",
+        f"trainer.max_epochs={epochs}", "trainer.patience=1000", "trainer.progress=false", f"seed={job['seed']}",
+        *job["overrides"], *extra,
+    ]
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+def slotfill_train(
+    data_dir: Path, job: dict[str, Any], epochs: int, run_dir: Path,
+    callback: Callable[[Any, int], None] | None = None,
+) -> dict[str, Any]:
+    """``slotfill.training.train`` for ``epochs`` epochs on ``data_dir``; its ``results`` dict."""
+    from slotfill.training import train
+
+    return train(compose_slotfill(data_dir, job, epochs), run_dir, epoch_callback=callback)
+
+
+def slotfill_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    """slotfill's side: training and inference, peak memory, then scaling and to-accuracy runs."""
+    from slotfill.evaluation import predict
+    from slotfill.inference import SlotTagger
+
+    data_dir = Path(job["data"])
+    splits = read_splits(data_dir)
+    tokens = sum(len(ex) for ex in splits["train"])
+    out: dict[str, Any] = {}
+
+    log.info("slotfill: training %d warm-up + %d measured epochs", 1, job["epochs"])
+    results = slotfill_train(data_dir, job, 1 + job["epochs"], tmp / "main")
+    out["train"] = epoch_summary([h["seconds"] for h in results["history"]], tokens)
+    out["params"] = results["params"]
+    tagger = SlotTagger.load(tmp / "main" / "checkpoints" / "last.pt")  # after the last epoch, as the baseline
+    log.info("slotfill: inference on %d test sentences", len(splits["test"]))
+    inference = measure_inference(lambda exs, bs: tagger.predict(exs, batch_size=bs).tags, splits["test"], job["inference_repeats"])
+    out["test_f1"] = seqeval_f1(splits["test"], inference.pop("predicted"))
+    out["inference"] = inference
+    out["peak_rss_mib"] = peak_rss_mib()
+
+    if job["scaling"]:
+        out["scaling"] = {"replicated_tokens_per_second": {}, "length_us_per_token": {}}
+        for factor in job["factors"]:
+            folder = replicated_corpus(splits, factor, tmp / f"x{factor}")
+            log.info("slotfill: scaling, training corpus x%d", factor)
+            history = slotfill_train(folder, job, 1, tmp / f"run-x{factor}")["history"]
+            out["scaling"]["replicated_tokens_per_second"][str(factor)] = factor * tokens / history[0]["seconds"]
+        for length in job["lengths"]:
+            n = max(1, job["synthetic_tokens"] // length)
+            folder = synthetic_corpus(splits["train"], length, n, tmp / f"len{length}", job["seed"])
+            log.info("slotfill: scaling, %d utterances of %d tokens", n, length)
+            history = slotfill_train(folder, job, 1, tmp / f"run-len{length}")["history"]
+            out["scaling"]["length_us_per_token"][str(length)] = 1e6 * history[0]["seconds"] / (n * length)
+
+    if job["accuracy_epochs"]:
+        from slotfill.data.batching import EncodedSplit
+        from slotfill.vocab import Normalizer, TagSet, Vocab
+
+        # The vocabulary, tags and intents train() builds from the same data and config.
+        cfg = compose_slotfill(data_dir, job, job["accuracy_epochs"])
+        vocab = Vocab.build((ex.tokens for ex in splits["train"]), Normalizer(cfg.vocab.lowercase, cfg.vocab.digits),
+                            cfg.vocab.min_freq, chars=cfg.model.char_filters > 0)
+        tagset = TagSet.build(ex.tags for ex in splits["train"])
+        labels = intent_labels(splits["train"], cfg.model.intent)
+        test = EncodedSplit(splits["test"], vocab)
+        f1: list[float] = []
+
+        def score_test(model: Any, epoch: int) -> None:
+            f1.append(seqeval_f1(splits["test"], predict(model, test, vocab, tagset, labels).tags))
+
+        log.info("slotfill: to-accuracy, %d epochs", job["accuracy_epochs"])
+        results = slotfill_train(data_dir, job, job["accuracy_epochs"], tmp / "accuracy", score_test)
+        out["to_accuracy"] = accuracy_summary(f1, [h["seconds"] for h in results["history"]])
+    return out
+
+
+# --------------------------------------------------------------------------- baseline side
+
+
+def baseline_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    """The baseline's side, measured the same way as :func:`slotfill_worker`."""
+    from slotfill.bench_baseline import BaselineSpec, BaselineTrainer, train_epochs
+
+    spec = BaselineSpec(**job["spec"])
+    splits = read_splits(Path(job["data"]))
+    torch.set_num_threads(job["threads"])
+    out: dict[str, Any] = {}
+
+    log.info("baseline: training %d warm-up + %d measured epochs", 1, job["epochs"])
+    trainer = BaselineTrainer(splits["train"], spec, job["batch_size"], job["seed"])
+    history = train_epochs(trainer, 1 + job["epochs"])
+    out["train"] = epoch_summary([h["seconds"] for h in history], trainer.data.num_tokens)
+    out["params"] = sum(p.numel() for p in trainer.model.parameters())
+    log.info("baseline: inference on %d test sentences", len(splits["test"]))
+    inference = measure_inference(trainer.predict, splits["test"], job["inference_repeats"])
+    out["test_f1"] = seqeval_f1(splits["test"], inference.pop("predicted"))
+    out["inference"] = inference
+    out["peak_rss_mib"] = peak_rss_mib()
+    del trainer
+
+    if job["scaling"]:
+        out["scaling"] = {"replicated_tokens_per_second": {}, "length_us_per_token": {}}
+        tokens = sum(len(ex) for ex in splits["train"])
+        for factor in job["factors"]:
+            log.info("baseline: scaling, training corpus x%d", factor)
+            stats = BaselineTrainer(splits["train"] * factor, spec, job["batch_size"], job["seed"]).train_epoch()
+            out["scaling"]["replicated_tokens_per_second"][str(factor)] = factor * tokens / stats["seconds"]
+        for length in job["lengths"]:
+            n = max(1, job["synthetic_tokens"] // length)
+            folder = synthetic_corpus(splits["train"], length, n, tmp / f"len{length}", job["seed"])
+            log.info("baseline: scaling, %d utterances of %d tokens", n, length)
+            stats = BaselineTrainer(read_splits(folder)["train"], spec, job["batch_size"], job["seed"]).train_epoch()
+            out["scaling"]["length_us_per_token"][str(length)] = 1e6 * stats["seconds"] / (n * length)
+
+    if job["accuracy_epochs"]:
+        log.info("baseline: to-accuracy, %d epochs", job["accuracy_epochs"])
+        trainer = BaselineTrainer(splits["train"], spec, job["batch_size"], job["seed"])
+        f1: list[float] = []
+        history = train_epochs(
+            trainer, job["accuracy_epochs"],
+            lambda epoch, stats: f1.append(seqeval_f1(splits["test"], trainer.predict(splits["test"]))),
+        )
+        out["to_accuracy"] = accuracy_summary(f1, [h["seconds"] for h in history])
+    return out
+
+
+def run_worker(job_path: Path) -> None:
+    """Worker entry point: run the job file's side and write its JSON result to ``job["out"]``."""
+    job = json.loads(job_path.read_text(encoding="utf-8"))
+    torch.set_num_threads(job["threads"])
+    with tempfile.TemporaryDirectory(prefix=f"slotfill-bench-{job['side']}-") as tmp:
+        worker = slotfill_worker if job["side"] == "slotfill" else baseline_worker
+        result = worker(job, Path(tmp))
+    result["threads"] = torch.get_num_threads()
+    Path(job["out"]).write_text(json.dumps(result), encoding="utf-8")
+
+
+def spawn(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    """Run one side in a fresh ``python -m slotfill.bench --worker`` process and read its result."""
+    job_path = tmp / f"{job['side']}-job.json"
+    job["out"] = str(tmp / f"{job['side']}-result.json")
+    job_path.write_text(json.dumps(job), encoding="utf-8")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "slotfill.bench", "--worker", str(job_path)]
+    if job.get("verbose"):
+        cmd.append("--verbose")
+    # The worker's stderr (progress) passes through; its stdout is kept off ours (--json).
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"error: the {job['side']} worker failed (exit {proc.returncode}){proc.stdout and ': ' + proc.stdout[-2000:]}")
+    return json.loads(Path(job["out"]).read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- orchestration
+
+
+def model_overrides(values: Sequence[str] | None) -> list[str]:
+    """``--model`` values split on whitespace; a bare ``key=value`` becomes ``model.key=value``."""
+    out = []
+    for value in values or []:
+        for item in shlex.split(value):
+            key = item.split("=", 1)[0].lstrip("+~")
+            out.append(item if "." in key or key in ("model", "optim", "vocab", "trainer") else f"model.{item}")
+    return out
+
+
+def baseline_spec(cfg: Any) -> dict[str, Any]:
+    """The baseline's sizes from slotfill's composed config; warns about what it cannot mirror."""
+    from slotfill.bench_baseline import BaselineSpec
+
+    m, t, v = cfg.model, cfg.trainer, cfg.vocab
+    unsupported = []
+    if m.head != "softmax":
+        unsupported.append(f"model.head={m.head}")
+    if m.context_window:
+        unsupported.append(f"model.context_window={m.context_window}")
+    if m.char_filters:
+        unsupported.append(f"model.char_filters={m.char_filters}")
+    if m.pretrained_vectors:
+        unsupported.append("model.pretrained_vectors")
+    if m.cell == "rnn" and m.nonlinearity != "tanh":
+        unsupported.append(f"model.nonlinearity={m.nonlinearity}")
+    if t.loss_reduction != "sum":
+        unsupported.append(f"trainer.loss_reduction={t.loss_reduction}")
+    if not cfg.optim._target_.endswith(".Adam"):
+        unsupported.append(f"optim={cfg.optim._target_}")
+    if cfg.scheduler.name != "none":
+        unsupported.append(f"scheduler={cfg.scheduler.name}")
+    if unsupported:
+        log.warning("the baseline does not mirror %s: the comparison is not like for like", ", ".join(unsupported))
+    return BaselineSpec(
+        embedding_dim=m.embedding_dim, hidden_size=m.hidden_size, num_layers=m.num_layers,
+        bidirectional=m.bidirectional, cell=m.cell, dropout=m.dropout, embedding_dropout=m.embedding_dropout,
+        output_dropout=m.output_dropout, intent=m.intent, intent_loss_weight=m.intent_loss_weight,
+        lowercase=v.lowercase, digits=v.digits, min_freq=v.min_freq, lr=t.lr, clip_norm=t.clip_norm,
+    ).to_dict()
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """``a / b``, or ``None`` when either is missing or ``b`` is 0."""
+    return a / b if a is not None and b not in (None, 0) else None
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Both workers, the FLOP count, the matmul rate and the comparison, as one dict."""
+    from slotfill.vocab import TagSet
+
+    load_start = os.getloadavg()
+    data_dir = resolve_data(args.data)
+    splits = read_splits(data_dir)
+    overrides = model_overrides(args.model)
+    if args.quick:
+        overrides = ["model.hidden_size=16", "model.embedding_dim=16", *overrides]
+    epochs = args.epochs if args.epochs is not None else (1 if args.quick else 3)
+    accuracy_epochs = args.to_accuracy
+    if accuracy_epochs is not None and args.quick:
+        accuracy_epochs = min(accuracy_epochs, 2)
+    job = {
+        "data": str(data_dir), "batch_size": args.batch_size, "threads": args.threads, "epochs": epochs,
+        "seed": args.seed, "overrides": overrides, "scaling": args.scaling,
+        "factors": list(QUICK_FACTORS if args.quick else FACTORS), "lengths": list(LENGTHS),
+        "synthetic_tokens": QUICK_SYNTHETIC_TOKENS if args.quick else SYNTHETIC_TOKENS,
+        "accuracy_epochs": accuracy_epochs or 0, "inference_repeats": 1 if args.quick else 3,
+        "verbose": args.verbose,
+    }
+    with tempfile.TemporaryDirectory(prefix="slotfill-bench-") as tmp:
+        try:
+            cfg = compose_slotfill(data_dir, job, 1)
+        except Exception as err:  # Hydra's override and schema errors
+            raise SystemExit(f"error: --model {' '.join(model_overrides(args.model))}: {err}") from None
+        spec = baseline_spec(cfg)
+        sides = {
+            "slotfill": spawn({**job, "side": "slotfill"}, Path(tmp)),
+            "baseline": spawn({**job, "side": "baseline", "spec": spec}, Path(tmp)),
+        }
+
+    train = splits["train"]
+    tokens, utterances = sum(len(ex) for ex in train), len(train)
+    labels = intent_labels(train, cfg.model.intent)
+    num_intents = len(labels) if labels is not None else 0
+    m = cfg.model
+    flops = training_flops(
+        tokens, utterances, input_size=(m.embedding_dim + m.char_filters) * (2 * m.context_window + 1),
+        hidden_size=m.hidden_size,
+        num_tags=len(TagSet.build(ex.tags for ex in train)), num_intents=num_intents, cell=m.cell,
+        bidirectional=m.bidirectional, num_layers=m.num_layers,
+    )
+    size = 512 if args.quick else 2048
+    log.info("timing a %dx%d fp32 matmul on %d thread(s)", size, size, args.threads)
+    gflops = matmul_gflops(args.threads, size, 2 if args.quick else 5)
+    floor = flops["training"] / (gflops * 1e9)
+
+    report: dict[str, Any] = {
+        "benchmark": {
+            "data": str(data_dir), "train_utterances": utterances, "train_tokens": tokens,
+            "test_utterances": len(splits["test"]), "batch_size": args.batch_size, "threads": args.threads,
+            "measured_epochs": epochs, "warmup_epochs": 1, "seed": args.seed, "model_overrides": overrides,
+            "quick": args.quick, "torch": torch.__version__, "cpu_count": os.cpu_count(),
+            "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
+        },
+        "flops": {
+            "forward_per_epoch": flops["forward"], "per_epoch": flops["training"],
+            "matmul_size": size, "matmul_gflops": gflops, "floor_seconds_per_epoch": floor,
+        },
+    }
+    for name, side in sides.items():
+        side["floor_fraction"] = floor / side["train"]["seconds_per_epoch"]
+        report[name] = {k: side[k] for k in ("params", "train", "peak_rss_mib", "inference", "test_f1", "floor_fraction")}
+    s, b = report["slotfill"], report["baseline"]
+    report["ratio"] = {
+        "seconds_per_epoch": ratio(s["train"]["seconds_per_epoch"], b["train"]["seconds_per_epoch"]),
+        "tokens_per_second": ratio(s["train"]["tokens_per_second"], b["train"]["tokens_per_second"]),
+        "peak_rss_mib": ratio(s["peak_rss_mib"], b["peak_rss_mib"]),
+        **{k: ratio(s["inference"][k], b["inference"][k]) for k in (
+            "batch1_sentences_per_second", "batch256_sentences_per_second", "latency_p50_ms", "latency_p99_ms")},
+        "floor_fraction": ratio(s["floor_fraction"], b["floor_fraction"]),
+    }
+    report["scaling"] = {name: side["scaling"] for name, side in sides.items()} if args.scaling else None
+    report["to_accuracy"] = None
+    if accuracy_epochs:
+        sa, ba = sides["slotfill"]["to_accuracy"], sides["baseline"]["to_accuracy"]
+        target = ba["best_f1"]
+        reached = next((t for f, t in zip(sa["f1"], sa["cumulative_seconds"]) if f >= target), None)
+        report["to_accuracy"] = {
+            "epochs": accuracy_epochs, "slotfill": sa, "baseline": ba, "target_f1": target,
+            "slotfill_seconds_to_target": reached, "baseline_seconds_to_best": ba["seconds_to_best"],
+            "ratio": ratio(reached, ba["seconds_to_best"]),
+        }
+    return report
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The human-readable report."""
+    b = report["benchmark"]
+    s, base, r, fl = report["slotfill"], report["baseline"], report["ratio"], report["flops"]
+    lines = [
+        f"slotfill benchmark: {b['data']} (train {b['train_utterances']:,} utterances, {b['train_tokens']:,} tokens), "
+        f"batch {b['batch_size']}, {b['threads']} thread(s), torch {b['torch']}",
+        f"model overrides: {' '.join(b['model_overrides']) or '(default config)'}; "
+        f"params slotfill {s['params']:,}, baseline {base['params']:,}",
+        f"training: median of {b['measured_epochs']} epoch(s) after {b['warmup_epochs']} warm-up; "
+        f"inference on {s['inference']['sentences']} test sentences",
+        f"machine: {b['cpu_count']} cores, 1-min load average {b['loadavg_start'][0]:.2f} at start, "
+        f"{b['loadavg_end'][0]:.2f} at end",
+    ]
+    if b["threads"] > 1 and max(b["loadavg_start"][0], b["loadavg_end"][0]) + b["threads"] > (b["cpu_count"] or 1) + 0.5:
+        lines.append("warning: the machine is busy; with several threads per side, threads wait for each other "
+                     "and times can be far off (try --threads 1)")
+    lines += [
+        "",
+        f"{'':34}{'slotfill':>12}{'baseline':>12}{'slotfill/baseline':>20}",
+    ]
+
+    def row(label: str, a: float | None, c: float | None, q: float | None, digits: int = 2) -> None:
+        lines.append(f"{label:34}{_fmt(a, digits):>12}{_fmt(c, digits):>12}{_fmt(q, 3):>20}")
+
+    lines.append("training")
+    row("  seconds / epoch", s["train"]["seconds_per_epoch"], base["train"]["seconds_per_epoch"], r["seconds_per_epoch"], 3)
+    row("  tokens / second", s["train"]["tokens_per_second"], base["train"]["tokens_per_second"], r["tokens_per_second"])
+    row("  peak RSS (MiB)", s["peak_rss_mib"], base["peak_rss_mib"], r["peak_rss_mib"], 1)
+    row("  test slot F1 after training", s["test_f1"], base["test_f1"], ratio(s["test_f1"], base["test_f1"]), 4)
+    lines.append("inference (tokenised sentences -> tag strings)")
+    si, bi = s["inference"], base["inference"]
+    row("  sentences / s, batch 1", si["batch1_sentences_per_second"], bi["batch1_sentences_per_second"], r["batch1_sentences_per_second"], 1)
+    row("  sentences / s, batch 256", si["batch256_sentences_per_second"], bi["batch256_sentences_per_second"], r["batch256_sentences_per_second"], 1)
+    row("  latency p50, batch 1 (ms)", si["latency_p50_ms"], bi["latency_p50_ms"], r["latency_p50_ms"], 3)
+    row("  latency p99, batch 1 (ms)", si["latency_p99_ms"], bi["latency_p99_ms"], r["latency_p99_ms"], 3)
+    lines.append("arithmetic floor")
+    lines.append(f"  FLOP / training epoch (fwd+bwd)   {fl['per_epoch'] / 1e9:.3f} GFLOP (forward {fl['forward_per_epoch'] / 1e9:.3f})")
+    lines.append(f"  fp32 matmul {fl['matmul_size']}x{fl['matmul_size']}, {b['threads']} thread(s)  {fl['matmul_gflops']:.1f} GFLOP/s")
+    lines.append(f"  floor (s / epoch)                 {fl['floor_seconds_per_epoch']:.4f}")
+    row("  fraction of floor achieved", s["floor_fraction"], base["floor_fraction"], r["floor_fraction"], 4)
+
+    if report.get("scaling"):
+        lines += ["", "scaling (one epoch each, in the warm worker; numbers, not assertions)"]
+        for key, label, unit in (("replicated_tokens_per_second", "training corpus x", "tokens/s"),
+                                 ("length_us_per_token", "utterances of length ", "us/token")):
+            sides = {name: report["scaling"][name][key] for name in report["scaling"]}
+            for point in next(iter(sides.values())):
+                values = [sides[name].get(point) for name in ("slotfill", "baseline") if name in sides]
+                q = ratio(values[0], values[1]) if len(values) == 2 else None
+                row(f"  {label}{point} ({unit})", values[0], values[1] if len(values) > 1 else None, q, 1)
+
+    acc = report.get("to_accuracy")
+    if acc:
+        sa, ba = acc["slotfill"], acc["baseline"]
+        lines += ["", f"to accuracy ({acc['epochs']} epochs each, test slot F1 after every epoch, untimed)"]
+        row("  best test F1", sa["best_f1"], ba["best_f1"], ratio(sa["best_f1"], ba["best_f1"]), 4)
+        row("  epoch of best", sa["best_epoch"], ba["best_epoch"], None, 0)
+        lines.append(f"  baseline reaches its best {acc['target_f1']:.4f} after {acc['baseline_seconds_to_best']:.1f} s of training")
+        lines.append(f"  slotfill reaches its own best {sa['best_f1']:.4f} after {sa['seconds_to_best']:.1f} s")
+        if acc["slotfill_seconds_to_target"] is None:
+            lines.append("  slotfill never reaches it in these epochs")
+        else:
+            lines.append(f"  slotfill first reaches it after {acc['slotfill_seconds_to_target']:.1f} s "
+                         f"(ratio slotfill/baseline {acc['ratio']:.3f})")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m slotfill.bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="data/airline",
+                   help="JointBERT dataset folder, or atis/snips under $SLOTFILL_DATA (default: data/airline)")
+    p.add_argument("--model", action="append", metavar="OVERRIDES",
+                   help='extra Hydra overrides for slotfill\'s model, e.g. "model.hidden_size=100 model.cell=gru" (repeatable)')
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--epochs", "--repeats", dest="epochs", type=int, default=None,
+                   help="measured epochs after one warm-up epoch; the median is reported (default 3, --quick 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=True,
+                   help="replicated-corpus and fixed-length scaling runs (default: on)")
+    p.add_argument("--to-accuracy", nargs="?", type=int, const=ACCURACY_EPOCHS, default=None, metavar="EPOCHS",
+                   help=f"also train both sides EPOCHS epochs (default {ACCURACY_EPOCHS}) scoring test F1 after each")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, for tests")
+    p.add_argument("--verbose", action="store_true", help="slotfill's own log lines too")
+    p.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    for name in ("batch_size", "threads", "epochs", "to_accuracy"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[bench] %(message)s", stream=sys.stderr)
+    if not args.verbose:
+        for name in ("slotfill.training", "slotfill.data", "slotfill.evaluation"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    if args.worker is not None:
+        run_worker(args.worker)
+        return
+    report = run_benchmark(args)
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""The benchmark (python -m slotfill.bench) and its plain baseline (slotfill.bench_baseline)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from slotfill.bench import format_table, model_overrides, percentile, training_flops
+from slotfill.bench_baseline import (
+    BaselineSpec,
+    BaselineTagger,
+    build_vocab,
+    collate,
+    encode,
+    predict as baseline_predict,
+    state_dict_from_tagger,
+)
+from slotfill.data.batching import EncodedSplit
+from slotfill.data.example import Example
+from slotfill.evaluation import predict as slotfill_predict
+from slotfill.model import Tagger
+from slotfill.training import train
+from tests.conftest import ROOT, TINY_DEV, TINY_TEST, TINY_TRAIN, compose_train
+
+
+def _examples(rows: list[tuple[str, str, str]]) -> list[Example]:
+    return [Example(tuple(t.split()), tuple(g.split()), i) for t, g, i in rows]
+
+
+def test_flops_of_a_tiny_bilstm_by_hand():
+    # E=2, H=3, LSTM (4 gates), 2 directions, C=4 tags, I=5 intents, 10 tokens, 3 utterances.
+    # per token: 2 directions * (2*4*3*2 input + 2*4*3*3 recurrent) = 2 * (48 + 72) = 240,
+    # output layer 2*6*4 = 48 -> 288; per utterance: intent layer 2*6*5 = 60.
+    # forward = 10*288 + 3*60 = 3060; training = 3 * 3060.
+    flops = training_flops(10, 3, input_size=2, hidden_size=3, num_tags=4, num_intents=5)
+    assert flops == {"forward": 3060, "training": 9180}
+
+
+def test_flops_of_a_stacked_unidirectional_gru_by_hand():
+    # GRU (3 gates), 1 direction, 2 layers, E=2, H=3, C=4, no intents, 10 tokens.
+    # layer 0: 2*3*3*2 + 2*3*3*3 = 36 + 54 = 90; layer 1 (input 3): 54 + 54 = 108;
+    # output 2*3*4 = 24 -> 222 per token; forward = 2220.
+    flops = training_flops(
+        10, 3, input_size=2, hidden_size=3, num_tags=4, cell="gru", bidirectional=False, num_layers=2
+    )
+    assert flops == {"forward": 2220, "training": 6660}
+
+
+def _pair(dropout: float, seed: int = 0):
+    """A slotfill Tagger and a baseline with the Tagger's weights, on the tiny corpus."""
+    train_ex = _examples(TINY_TRAIN)
+    spec = BaselineSpec(embedding_dim=6, hidden_size=5, dropout=dropout)
+    vocab, tagset, labels = build_vocab(train_ex, spec)
+    torch.manual_seed(seed)
+    tagger = Tagger(
+        vocab_size=len(vocab), num_tags=len(tagset), num_intents=len(labels),
+        embedding_dim=6, hidden_size=5, dropout=dropout,
+    )
+    baseline = BaselineTagger(len(vocab), len(tagset), len(labels), spec)
+    baseline.load_state_dict(state_dict_from_tagger(tagger.state_dict()))  # strict: every name maps
+    return tagger, baseline, vocab, tagset, labels, train_ex
+
+
+@pytest.mark.parametrize("rows", [[0, 1, 2, 3, 4, 5], [4, 0, 3], [0, 1]], ids=["all-mixed", "mixed", "same-length"])
+def test_baseline_loss_equals_slotfill_loss_with_the_same_weights(rows: list[int]):
+    tagger, baseline, vocab, tagset, labels, train_ex = _pair(dropout=0.5)
+    tagger.eval()
+    baseline.eval()
+    index = torch.tensor(rows)
+    batch = EncodedSplit(train_ex, vocab, tagset, labels).batch(index)
+    assert batch.intents is not None
+    expected = tagger(batch.words, batch.lengths, batch.tags, batch.intents)["loss"]
+    data = encode(train_ex, vocab, tagset, labels)
+    mine = collate([data[i] for i in rows])
+    torch.testing.assert_close(mine["words"], batch.words)
+    got = baseline.loss(mine["words"], mine["lengths"], mine["tags"], mine["intents"])
+    torch.testing.assert_close(got, expected)
+
+
+def test_baseline_gradients_equal_slotfill_gradients_without_dropout():
+    tagger, baseline, vocab, tagset, labels, train_ex = _pair(dropout=0.0)
+    batch = EncodedSplit(train_ex, vocab, tagset, labels).batch(torch.arange(len(train_ex)))
+    tagger(batch.words, batch.lengths, batch.tags, batch.intents)["loss"].backward()
+    mine = collate([encode(train_ex, vocab, tagset, labels)[i] for i in range(len(train_ex))])
+    baseline.loss(mine["words"], mine["lengths"], mine["tags"], mine["intents"]).backward()
+    grads = dict(baseline.named_parameters())
+    for name, param in state_dict_from_tagger(dict(tagger.named_parameters())).items():
+        torch.testing.assert_close(grads[name].grad, param.grad, msg=name)
+
+
+def test_baseline_and_slotfill_predict_the_same_tags():
+    tagger, baseline, vocab, tagset, labels, train_ex = _pair(dropout=0.5, seed=3)
+    examples = train_ex + _examples(TINY_DEV) + _examples(TINY_TEST)
+    for batch_size in (1, 4, 256):
+        ours = slotfill_predict(tagger, examples, vocab, tagset, labels, batch_size).tags
+        theirs = baseline_predict(baseline, examples, vocab, tagset, batch_size)
+        assert theirs == ours
+
+
+def test_epoch_callback_sees_the_model_after_every_epoch(tiny_corpus: Path, tmp_path: Path):
+    cfg = compose_train(["data=folder", f"data.dir={tiny_corpus}", "trainer.max_epochs=2", "trainer.patience=100",
+                         "threads=1"])
+    seen: list[tuple[int, bool]] = []
+    results = train(cfg, tmp_path / "run", epoch_callback=lambda model, epoch: seen.append((epoch, isinstance(model, Tagger))))
+    assert seen == [(1, True), (2, True)]
+    assert [h["epoch"] for h in results["history"]] == [1, 2]
+
+
+def test_model_overrides_and_percentile():
+    assert model_overrides(["model.hidden_size=8 cell=gru", "vocab.lowercase=false"]) == [
+        "model.hidden_size=8", "model.cell=gru", "vocab.lowercase=false"]
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0
+    assert percentile([1.0, 2.0], 99) == pytest.approx(1.99)
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and value > 0 and value == value and value != float("inf")
+
+
+def test_benchmark_end_to_end_quick_json(tiny_corpus: Path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run(
+        [sys.executable, "-m", "slotfill.bench", "--quick", "--json", "--threads", "1", "--to-accuracy", "2",
+         "--data", str(tiny_corpus)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["benchmark"]["train_tokens"] == sum(len(t.split()) for t, _, _ in TINY_TRAIN)
+    assert report["benchmark"]["measured_epochs"] == 1
+    for side in ("slotfill", "baseline"):
+        s = report[side]
+        assert _positive(s["params"])
+        for key in ("seconds_per_epoch", "tokens_per_second", "warmup_seconds"):
+            assert _positive(s["train"][key]), (side, key)
+        assert s["train"]["tokens_per_second"] == pytest.approx(s["train"]["tokens_per_epoch"] / s["train"]["seconds_per_epoch"])
+        assert _positive(s["peak_rss_mib"])
+        for key in ("batch1_sentences_per_second", "batch256_sentences_per_second", "latency_p50_ms", "latency_p99_ms"):
+            assert _positive(s["inference"][key]), (side, key)
+        assert s["inference"]["latency_p50_ms"] <= s["inference"]["latency_p99_ms"]
+        assert s["inference"]["sentences"] == len(TINY_TEST)
+        assert 0.0 <= s["test_f1"] <= 1.0
+        assert _positive(s["floor_fraction"])
+        scaling = report["scaling"][side]
+        assert set(scaling["replicated_tokens_per_second"]) == {"1", "2"}
+        assert set(scaling["length_us_per_token"]) == {"10", "40", "160"}
+        assert all(_positive(v) for part in scaling.values() for v in part.values())
+    assert report["slotfill"]["params"] == report["baseline"]["params"]
+    s, b, r = report["slotfill"], report["baseline"], report["ratio"]
+    assert r["seconds_per_epoch"] == pytest.approx(s["train"]["seconds_per_epoch"] / b["train"]["seconds_per_epoch"])
+    assert r["tokens_per_second"] == pytest.approx(s["train"]["tokens_per_second"] / b["train"]["tokens_per_second"])
+    assert r["peak_rss_mib"] == pytest.approx(s["peak_rss_mib"] / b["peak_rss_mib"])
+    for key in ("batch1_sentences_per_second", "batch256_sentences_per_second", "latency_p50_ms", "latency_p99_ms"):
+        assert r[key] == pytest.approx(s["inference"][key] / b["inference"][key])
+    assert r["floor_fraction"] == pytest.approx(s["floor_fraction"] / b["floor_fraction"])
+    fl = report["flops"]
+    assert _positive(fl["per_epoch"]) and fl["per_epoch"] == 3 * fl["forward_per_epoch"]
+    assert _positive(fl["matmul_gflops"])
+    assert fl["floor_seconds_per_epoch"] == pytest.approx(fl["per_epoch"] / (fl["matmul_gflops"] * 1e9))
+    assert s["floor_fraction"] == pytest.approx(fl["floor_seconds_per_epoch"] / s["train"]["seconds_per_epoch"])
+    acc = report["to_accuracy"]
+    assert acc["epochs"] == 2
+    for side in ("slotfill", "baseline"):
+        assert len(acc[side]["f1"]) == 2 and all(0.0 <= f <= 1.0 for f in acc[side]["f1"])
+        assert acc[side]["best_f1"] == max(acc[side]["f1"])
+        assert _positive(acc[side]["seconds_to_best"])
+    assert acc["target_f1"] == acc["baseline"]["best_f1"]
+    if acc["slotfill_seconds_to_target"] is not None:
+        assert acc["ratio"] == pytest.approx(acc["slotfill_seconds_to_target"] / acc["baseline_seconds_to_best"])
+    table = format_table(report)
+    for text in ("seconds / epoch", "tokens / second", "peak RSS", "batch 256", "latency p99", "GFLOP/s",
+                 "fraction of floor", "training corpus x2", "length 160", "best test F1"):
+        assert text in table
