@@ -42,7 +42,8 @@ def predict(
     """
     split = examples if isinstance(examples, EncodedSplit) else EncodedSplit(examples, vocab)
     was_training = model.training
-    model.eval()
+    if was_training:  # Module.eval() walks every submodule: skip it when already in eval mode
+        model.eval()
     tags: list[list[str] | None] = [None] * len(split)
     intents: list[str | None] | None = [None] * len(split) if model.intents is not None and labels else None
     try:
@@ -55,7 +56,8 @@ def predict(
                 for row, intent in zip(batch.index.tolist(), intent_ids):
                     intents[row] = labels.itos[intent]
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
     return Predictions(tags, intents)  # type: ignore[arg-type]
 
 
