@@ -97,3 +97,12 @@ def test_char_settings_are_validated(tiny_corpus, tmp_path):
     cfg = compose_train(["data=folder", f"data.dir={tiny_corpus}", "model.char_filters=4", "model.char_kernel=2"])
     with pytest.raises(ConfigError, match="char_kernel"):
         train(cfg, tmp_path / "run")
+
+
+def test_a_character_vocabulary_beyond_int16_is_kept_exactly():
+    chars = [chr(0x4E00 + i) for i in range(40_000)]  # CJK ideographs and beyond
+    vocab = Vocab.build([["".join(chars[i : i + 10]) for i in range(0, 40_000, 10)]], Normalizer(), chars=True)
+    last = chars[-1]
+    split = EncodedSplit([Example((last,))], vocab)
+    assert split.chars.dtype == torch.int32
+    assert int(split.batch(torch.tensor([0])).chars[0, 0, 0]) == vocab.char_stoi[last] > 32767

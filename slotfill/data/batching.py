@@ -70,11 +70,13 @@ class EncodedSplit:
             self.intents = torch.tensor([labels.stoi[ex.intent] for ex in self.examples], dtype=torch.long)
         self.chars = None
         if vocab.chars is not None:
-            # int16 keeps ATIS-sized splits small; batches are widened to int64.
-            self.chars = torch.zeros(n, width, WORD_CHARS, dtype=torch.int16)
+            # int16 keeps the split small (batches are widened to int64); int32 for a
+            # character vocabulary too large for it (scripts with many thousand characters).
+            dtype = torch.int16 if len(vocab.chars) <= torch.iinfo(torch.int16).max else torch.int32
+            self.chars = torch.zeros(n, width, WORD_CHARS, dtype=dtype)
             for i, ex in enumerate(self.examples):
                 for j, ids in enumerate(vocab.encode_chars(ex.tokens, WORD_CHARS)):
-                    self.chars[i, j, : len(ids)] = torch.tensor(ids, dtype=torch.int16)
+                    self.chars[i, j, : len(ids)] = torch.tensor(ids, dtype=dtype)
 
     def __len__(self) -> int:
         return len(self.examples)
