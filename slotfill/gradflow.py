@@ -18,7 +18,7 @@ the emission scores at the last token (the transition scores are left out).
 
 To have every ``h_t`` as a node of the graph, the encoder is unrolled one step at a time
 with the weights of its own ``torch.nn`` module (same gate equations as PyTorch); the
-unrolled states are checked against the packed module's outputs on every call.
+unrolled states are checked against the encoder's own outputs on every call.
 
     python -m slotfill.gradflow RUN/checkpoints/best.pt [--split dev,test] [--write] [--plot flow.png]
     python -m slotfill.gradflow multirun/atis/compare_cells/TIME --write   # every run below
@@ -46,7 +46,7 @@ from slotfill.vocab import TagSet
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "gradient_flow.json"
-# Unrolled vs packed states: float32 kernels (TF32 in cuDNN on recent GPUs) round differently;
+# Unrolled vs encoder states: float32 kernels (TF32 in cuDNN on recent GPUs) round differently;
 # a wrong gate equation differs by orders of magnitude more than these.
 _MATCH_TOLERANCE = {torch.float64: 1e-9, torch.float32: 5e-3}
 
@@ -120,7 +120,7 @@ def unroll(
 def _encode_unrolled(
     model: Tagger, words: torch.Tensor, lengths: torch.Tensor, chars: torch.Tensor | None = None
 ) -> dict[str, Any]:
-    """The top layer's per-step states (graph nodes) and the packed module's output to check them."""
+    """The top layer's per-step states (graph nodes) and the encoder's output to check them."""
     enc = model.encoder
     rnn = enc.rnn
     cell, nonlinearity = enc.cell, model.hparams["nonlinearity"]
@@ -135,22 +135,22 @@ def _encode_unrolled(
     fwd_h, fwd_c = unroll(rnn, cell, nonlinearity, layer_in.detach(), lengths, top, False)
     bwd_h, bwd_c = (unroll(rnn, cell, nonlinearity, layer_in.detach(), lengths, top, True) if directions == 2 else (None, None))
     with torch.no_grad():
-        packed = enc(inputs, lengths)
-    return {"forward": (fwd_h, fwd_c), "backward": (bwd_h, bwd_c), "packed": packed}
+        encoded = enc(inputs, lengths)
+    return {"forward": (fwd_h, fwd_c), "backward": (bwd_h, bwd_c), "encoder": encoded}
 
 
-def _check_against_packed(states: dict[str, Any], lengths: torch.Tensor) -> float:
-    """Largest difference between the unrolled states and the packed module's; raises when they disagree."""
-    packed = states["packed"]
-    mask = (torch.arange(packed.size(1), device=packed.device) < lengths.to(packed.device).unsqueeze(1)).unsqueeze(2)
+def _check_against_encoder(states: dict[str, Any], lengths: torch.Tensor) -> float:
+    """Largest difference between the unrolled states and the encoder's; raises when they disagree."""
+    encoded = states["encoder"]
+    mask = (torch.arange(encoded.size(1), device=encoded.device) < lengths.to(encoded.device).unsqueeze(1)).unsqueeze(2)
     parts = [torch.stack(states["forward"][0], dim=1)]
     if states["backward"][0] is not None:
         parts.append(torch.stack(states["backward"][0], dim=1))
     unrolled = torch.cat(parts, dim=2).detach()
-    diff = float(((unrolled - packed).abs() * mask).max())
+    diff = float(((unrolled - encoded).abs() * mask).max())
     tolerance = _MATCH_TOLERANCE.get(unrolled.dtype, 1e-3)
-    if diff > tolerance * max(1.0, float(packed.abs().max())):
-        raise RuntimeError(f"unrolled encoder differs from the packed module by {diff:.3g}: gradient_flow does not match this model")
+    if diff > tolerance * max(1.0, float(encoded.abs().max())):
+        raise RuntimeError(f"unrolled encoder differs from the model's encoder by {diff:.3g}: gradient_flow does not match this model")
     return diff
 
 
@@ -234,7 +234,7 @@ def gradient_flow(
         ``cell``, ``bidirectional``, ``forward`` = ``{"norms": [...], "decay": float,
         "ratio": float}``, the same under ``backward`` (bidirectional models) and
         ``cell_state`` (LSTM, forward memory cells), and ``max_unroll_error`` (largest
-        difference between the unrolled and the packed encoder). ``decay`` and ``ratio`` are
+        difference between the unrolled and the model's encoder). ``decay`` and ``ratio`` are
         ``None`` when no utterance is long enough.
     """
     if min_length < 2:
@@ -259,7 +259,7 @@ def gradient_flow(
             chars = None if chars is None else chars.to(device)
             with torch.enable_grad():
                 states = _encode_unrolled(model, words, lengths, chars)
-                max_error = max(max_error, _check_against_packed(states, lengths))
+                max_error = max(max_error, _check_against_encoder(states, lengths))
                 fwd_h, fwd_c = states["forward"]
                 bwd_h, _ = states["backward"]
                 index = torch.arange(len(chunk), device=device)
