@@ -41,6 +41,7 @@ from torch import nn
 
 from slotfill.data.batching import EncodedSplit
 from slotfill.model import Tagger
+from slotfill.model.encoder import layer_weights
 from slotfill.vocab import TagSet
 
 log = logging.getLogger(__name__)
@@ -73,17 +74,6 @@ def _cell_step(
     return torch.sigmoid(o) * torch.tanh(c_new), c_new
 
 
-def _layer_weights(rnn: nn.RNNBase, layer: int, reverse: bool) -> list[torch.Tensor]:
-    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
-    weights = []
-    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-        tensor = getattr(rnn, name + suffix, None)
-        if tensor is None:
-            raise ValueError("gradient_flow needs a recurrent module with biases (bias=True) and no projection")
-        weights.append(tensor)
-    return weights
-
-
 def unroll(
     encoder_rnn: nn.RNNBase, cell: str, nonlinearity: str, inputs: torch.Tensor, lengths: torch.Tensor,
     layer: int, reverse: bool,
@@ -96,7 +86,7 @@ def unroll(
     """
     batch, width, _ = inputs.shape
     hidden = encoder_rnn.hidden_size
-    weights = _layer_weights(encoder_rnn, layer, reverse)
+    weights = layer_weights(encoder_rnn, layer, reverse)
     h = inputs.new_zeros(batch, hidden)
     c = inputs.new_zeros(batch, hidden) if cell == "lstm" else None
     hs: list[torch.Tensor | None] = [None] * width

@@ -11,6 +11,18 @@ CELLS = ("rnn", "gru", "lstm")
 NONLINEARITIES = ("tanh", "relu")
 
 
+def layer_weights(rnn: nn.RNNBase, layer: int, reverse: bool) -> list[torch.Tensor]:
+    """``[W_ih, W_hh, b_ih, b_hh]`` of one layer and direction of a ``torch.nn`` recurrent module."""
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+    weights = []
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        tensor = getattr(rnn, name + suffix, None)
+        if tensor is None:
+            raise ValueError("expected a recurrent module with biases (bias=True) and no projection")
+        weights.append(tensor)
+    return weights
+
+
 class RecurrentEncoder(nn.Module):
     """Runs a (bi)directional, possibly stacked, recurrent network over a padded batch.
 
@@ -79,18 +91,13 @@ class RecurrentEncoder(nn.Module):
         self.between_layers = Dropout(dropout if num_layers > 1 else 0.0)
         self.output_dim = hidden_size * self.directions
 
-    def _weights(self, layer: int, direction: int) -> list[torch.Tensor]:
-        suffix = "_reverse" if direction else ""
-        names = (f"weight_ih_l{layer}{suffix}", f"weight_hh_l{layer}{suffix}",
-                 f"bias_ih_l{layer}{suffix}", f"bias_hh_l{layer}{suffix}")
-        return [getattr(self.rnn, name) for name in names]
-
     def _run(self, inputs: torch.Tensor, layer: int, direction: int) -> torch.Tensor:
         """One layer, one direction, left to right over (B, T, D) from s_0 = 0."""
         h0 = inputs.new_zeros(1, inputs.size(0), self.hidden_size)
         hx = (h0, h0) if self.cell == "lstm" else h0
         # (input, hx, weights, has_biases, num_layers, dropout, train, bidirectional, batch_first)
-        result = self._kernel(inputs, hx, self._weights(layer, direction), True, 1, 0.0, self.training, False, True)
+        weights = layer_weights(self.rnn, layer, bool(direction))
+        result = self._kernel(inputs, hx, weights, True, 1, 0.0, self.training, False, True)
         return result[0]  # (B, T, H)
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
