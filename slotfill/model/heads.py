@@ -29,5 +29,7 @@ class IntentHead(nn.Module):
         self.linear = nn.Linear(input_dim, num_intents)
 
     def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        pooled = states.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)  # (B, H)
+        if not bool(mask.all()):  # padding must not win the max; a full batch needs no mask
+            states = states.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+        pooled = states.amax(dim=1)  # (B, H)
         return self.linear(self.dropout(pooled))  # (B, I)
