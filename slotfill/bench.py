@@ -211,10 +211,10 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def seqeval_f1(examples: Sequence[Example], predicted: Sequence[Sequence[str]]) -> float:
-    """Slot F1 in seqeval's default (conlleval) mode, as ``slotfill.metrics`` reports it."""
-    from seqeval.metrics import f1_score
+    """Slot F1 exactly as slotfill reports it (:func:`slotfill.metrics.slot_scores`, conlleval mode)."""
+    from slotfill.metrics import slot_scores
 
-    return float(f1_score([list(ex.tags) for ex in examples], [list(p) for p in predicted], zero_division=0))
+    return slot_scores([list(ex.tags) for ex in examples], [list(p) for p in predicted])["f1"]
 
 
 def measure_inference(
@@ -283,16 +283,6 @@ def accuracy_summary(f1: Sequence[float], seconds: Sequence[float]) -> dict[str,
 # --------------------------------------------------------------------------- slotfill side
 
 
-def intent_labels(train: Sequence[Example], mode: str) -> Any:
-    """The ``LabelSet`` of a joint intent head (``model.intent`` = auto/on/off), or ``None``."""
-    from slotfill.vocab import LabelSet
-
-    has_intents = all(ex.intent is not None for ex in train)
-    if mode == "on" or (mode == "auto" and has_intents):
-        return LabelSet.build(ex.intent for ex in train)
-    return None
-
-
 def compose_slotfill(data_dir: Path, job: dict[str, Any], epochs: int, extra: Sequence[str] = ()) -> DictConfig:
     """slotfill's train config from ``conf/`` with the benchmark's overrides."""
     from hydra import compose, initialize_config_dir
@@ -356,6 +346,7 @@ def slotfill_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
 
     if job["accuracy_epochs"]:
         from slotfill.data.batching import EncodedSplit
+        from slotfill.training import intent_labels
         from slotfill.vocab import Normalizer, TagSet, Vocab
 
         # The vocabulary, tags and intents train() builds from the same data and config.
@@ -363,7 +354,7 @@ def slotfill_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
         vocab = Vocab.build((ex.tokens for ex in splits["train"]), Normalizer(cfg.vocab.lowercase, cfg.vocab.digits),
                             cfg.vocab.min_freq, chars=cfg.model.char_filters > 0)
         tagset = TagSet.build(ex.tags for ex in splits["train"])
-        labels = intent_labels(splits["train"], cfg.model.intent)
+        labels = intent_labels(cfg.model.intent, splits["train"])
         test = EncodedSplit(splits["test"], vocab)
         f1: list[float] = []
 
@@ -506,6 +497,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Both workers, the FLOP count, the matmul rate and the comparison, as one dict."""
+    from slotfill.training import intent_labels
     from slotfill.vocab import TagSet
 
     load_start = os.getloadavg()
@@ -539,7 +531,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
     train = splits["train"]
     tokens, utterances = sum(len(ex) for ex in train), len(train)
-    labels = intent_labels(train, cfg.model.intent)
+    labels = intent_labels(cfg.model.intent, train)
     num_intents = len(labels) if labels is not None else 0
     m = cfg.model
     flops = training_flops(

@@ -197,15 +197,12 @@ def collate(items: list[tuple[torch.Tensor, torch.Tensor | None, int | None]]) -
 
 def build_vocab(train: Sequence[Example], spec: BaselineSpec) -> tuple[Vocab, TagSet, LabelSet | None]:
     """Vocabulary, tag set and intent labels from the training split, exactly as slotfill builds them."""
+    from slotfill.training import intent_labels
     from slotfill.vocab import Normalizer
 
     vocab = Vocab.build((ex.tokens for ex in train), Normalizer(spec.lowercase, spec.digits), spec.min_freq)
     tagset = TagSet.build(ex.tags for ex in train)
-    has_intents = all(ex.intent is not None for ex in train)
-    labels = None
-    if spec.intent == "on" or (spec.intent == "auto" and has_intents):
-        labels = LabelSet.build(ex.intent for ex in train)
-    return vocab, tagset, labels
+    return vocab, tagset, intent_labels(spec.intent, list(train))
 
 
 class BaselineTrainer:

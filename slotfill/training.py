@@ -125,9 +125,10 @@ def build_model(cfg: DictConfig, vocab: Vocab, tagset: TagSet, labels: LabelSet 
     return model
 
 
-def _intent_labels(cfg: DictConfig, train: list) -> LabelSet | None:
+def intent_labels(mode: str, train: list) -> LabelSet | None:
+    """The intent labels of a joint intent head under ``model.intent`` = ``mode`` (auto/on/off), or ``None``."""
     has_intents = all(ex.intent is not None for ex in train)
-    if cfg.model.intent == "off" or (cfg.model.intent == "auto" and not has_intents):
+    if mode == "off" or (mode == "auto" and not has_intents):
         return None
     if not has_intents:
         raise ConfigError("model.intent=on but the training data has no intents (no label file): use model.intent=auto or off")
@@ -373,7 +374,7 @@ def train(
     normalizer = Normalizer(lowercase=cfg.vocab.lowercase, digits=cfg.vocab.digits)
     vocab = Vocab.build((ex.tokens for ex in train_ex), normalizer, cfg.vocab.min_freq, chars=cfg.model.char_filters > 0)
     tagset = TagSet.build(ex.tags for ex in train_ex)
-    labels = _intent_labels(cfg, train_ex)
+    labels = intent_labels(cfg.model.intent, train_ex)
     if resume_state is not None:
         if resume_state["vocab"]["itos"] != vocab.itos or resume_state["vocab"].get("chars") != vocab.chars or resume_state["tags"] != tagset.itos:
             raise SlotfillError("the training data changed since the run was interrupted (vocabulary or tags differ); cannot resume exactly -- start a new run")
