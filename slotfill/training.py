@@ -477,6 +477,7 @@ def train(
                 break
             state.epoch = epoch
             model.train()
+            started = time.perf_counter()  # building the epoch's batches counts as training time
             if state.batch_in_epoch == 0:
                 state.start_epoch()
                 epoch_generator_state = generator.get_state()
@@ -486,7 +487,6 @@ def train(
                 generator.set_state(epoch_generator_state)
                 batches = train_data.batches(t.batch_size, generator)
                 generator.set_state(current)
-            started = time.perf_counter()
             bar = tqdm(batches, desc=f"epoch {epoch}", disable=not show, leave=False, initial=state.batch_in_epoch)
             for index, batch in enumerate(bar):
                 if index < state.batch_in_epoch:

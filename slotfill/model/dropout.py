@@ -37,7 +37,9 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self._threshold == 0:
             return x
-        return x * keep_mask(x, self._threshold) * self._scale
+        # The scale goes into the mask (exact: each kept element is still x * scale), so
+        # the backward pass is one multiplication by a mask of x's own dtype.
+        return x * keep_mask(x, self._threshold).to(x.dtype).mul_(self._scale)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

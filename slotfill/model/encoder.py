@@ -37,8 +37,8 @@ class RecurrentEncoder(nn.Module):
     and is reversed back the same way, so it too starts at each utterance's own last token.
     Each layer and direction is one call to the same kernel ``nn.LSTM`` uses, with the
     weights of the ``nn.RNN``/``nn.GRU``/``nn.LSTM`` module this encoder holds (so its state
-    dict is that module's). When every utterance of the batch has the same length, the
-    reversal is a plain flip.
+    dict is that module's). When every utterance of the batch has the same length, both
+    directions are one bidirectional call, the kernel running the second right to left.
 
     Args:
         input_size: size of the word representation.
@@ -91,14 +91,19 @@ class RecurrentEncoder(nn.Module):
         self.between_layers = Dropout(dropout if num_layers > 1 else 0.0)
         self.output_dim = hidden_size * self.directions
 
-    def _run(self, inputs: torch.Tensor, layer: int, direction: int) -> torch.Tensor:
-        """One layer, one direction, left to right over (B, T, D) from s_0 = 0."""
-        h0 = inputs.new_zeros(1, inputs.size(0), self.hidden_size)
+    def _run(self, inputs: torch.Tensor, layer: int, reverse: tuple[bool, ...]) -> torch.Tensor:
+        """One layer over (B, T, D) from s_0 = 0, one kernel call.
+
+        ``reverse=(False,)``: left to right; ``(True,)``: the right-to-left weights, still run
+        left to right (the caller reverses the input); ``(False, True)``: both directions,
+        the kernel running the second right to left over the full width.
+        """
+        h0 = inputs.new_zeros(len(reverse), inputs.size(0), self.hidden_size)
         hx = (h0, h0) if self.cell == "lstm" else h0
+        weights = [w for r in reverse for w in layer_weights(self.rnn, layer, r)]
         # (input, hx, weights, has_biases, num_layers, dropout, train, bidirectional, batch_first)
-        weights = layer_weights(self.rnn, layer, bool(direction))
-        result = self._kernel(inputs, hx, weights, True, 1, 0.0, self.training, False, True)
-        return result[0]  # (B, T, H)
+        result = self._kernel(inputs, hx, weights, True, 1, 0.0, self.training, len(reverse) == 2, True)
+        return result[0]  # (B, T, H * len(reverse))
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Encode ``inputs`` (B, T, D) whose rows hold ``lengths`` (B,) real positions.
@@ -115,17 +120,19 @@ class RecurrentEncoder(nn.Module):
             reverse = torch.where(real, lengths.unsqueeze(1) - 1 - positions, positions)
             reverse = reverse.unsqueeze(-1)  # (B, T, 1)
 
-        def flip(x: torch.Tensor) -> torch.Tensor:
-            return x.gather(1, reverse.expand_as(x)) if ragged else x.flip(1)
+        def flip(x: torch.Tensor) -> torch.Tensor:  # within each row's length
+            return x.gather(1, reverse.expand_as(x))
 
         x = inputs
         for layer in range(self.num_layers):
             if layer:
                 x = self.between_layers(x)
-            outputs = [self._run(x, layer, 0)]
-            if self.directions == 2:
-                outputs.append(flip(self._run(flip(x), layer, 1)))
-            x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
+            if self.directions == 1:
+                x = self._run(x, layer, (False,))
+            elif not ragged:  # every row full: the kernel's own right-to-left pass is exact
+                x = self._run(x, layer, (False, True))
+            else:
+                x = torch.cat([self._run(x, layer, (False,)), flip(self._run(flip(x), layer, (True,)))], dim=-1)
         if ragged:
             x = x.masked_fill(~real.unsqueeze(-1), 0.0)
         return x
