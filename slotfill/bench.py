@@ -8,7 +8,9 @@ peak memory, then the scaling runs and the ``--to-accuracy`` runs in the same (w
 
 slotfill is measured through the product itself: ``slotfill.training.train`` with a config
 composed from ``conf/`` (per-epoch training seconds from ``results["history"]``, which
-exclude dev evaluation) and ``SlotTagger.predict`` for inference. The baseline is
+exclude dev evaluation) and ``SlotTagger.predict`` for inference; then the same checkpoint exported by
+``slotfill.export`` and served one sentence per call by the export's own runner in
+onnxruntime (``--no-onnx`` skips it). The baseline is
 :mod:`slotfill.bench_baseline`. A side's peak memory covers everything its main
 measurement does; for slotfill that includes what ``train`` does after its epochs (scoring
 dev and test with both decodings at ``trainer.eval_batch_size``).
@@ -221,38 +223,68 @@ def measure_inference(
     predict: Callable[[Sequence[Example], int], list[list[str]]],
     examples: Sequence[Example],
     repeats: int = 3,
-    big_batch: int = 256,
+    big_batch: int | None = 256,
 ) -> dict[str, Any]:
     """Tokenised sentences -> tag strings, at batch 1 and at ``big_batch``.
 
     Batch 1 is one ``predict`` call per sentence (as a server tagging one request would);
     its sentences/s is the number of sentences over the sum of the calls' times, and the
     calls' times give the latency percentiles. ``big_batch`` is one call over the whole
-    split, median of ``repeats``. Returns the predictions of the last big-batch call too.
+    split, median of ``repeats`` (``None``: not measured). Returns the predictions too: of
+    the last big-batch call, or the batch-1 calls'.
     """
     examples = list(examples)
     predict(examples[:16], 1)  # warm-up
-    predict(examples, big_batch)
-    latencies = []
+    if big_batch:
+        predict(examples, big_batch)
+    latencies, predicted = [], []
     for ex in examples:
         start = time.perf_counter()
-        predict([ex], 1)
+        predicted += predict([ex], 1)
         latencies.append(time.perf_counter() - start)
-    times = []
-    for _ in range(max(repeats, 1)):
-        start = time.perf_counter()
-        predicted = predict(examples, big_batch)
-        times.append(time.perf_counter() - start)
-    if [len(p) for p in predicted] != [len(ex) for ex in examples]:
-        raise RuntimeError("predictions do not align with the sentences")
-    return {
+    out = {
         "sentences": len(examples),
         "batch1_sentences_per_second": len(examples) / sum(latencies),
-        f"batch{big_batch}_sentences_per_second": len(examples) / statistics.median(times),
         "latency_p50_ms": 1000 * percentile(latencies, 50),
         "latency_p99_ms": 1000 * percentile(latencies, 99),
-        "predicted": predicted,
     }
+    if big_batch:
+        times = []
+        for _ in range(max(repeats, 1)):
+            start = time.perf_counter()
+            predicted = predict(examples, big_batch)
+            times.append(time.perf_counter() - start)
+        out[f"batch{big_batch}_sentences_per_second"] = len(examples) / statistics.median(times)
+    if [len(p) for p in predicted] != [len(ex) for ex in examples]:
+        raise RuntimeError("predictions do not align with the sentences")
+    out["predicted"] = predicted
+    return out
+
+
+def measure_onnx_serving(ckpt: Path, examples: Sequence[Example], threads: int, out_dir: Path) -> dict[str, Any]:
+    """Batch-1 inference through ``slotfill.export``'s ONNX model and its standalone runner.
+
+    The checkpoint is exported as a user would (``python -m slotfill.export``), and the
+    export folder's own ``predict.py`` (which does not import slotfill) tags one sentence
+    per call in onnxruntime. Returns the batch-1 figures and the predictions, or
+    ``{"skipped": reason}`` when onnx/onnxruntime are not installed (the ``[export]`` extra).
+    """
+    import importlib.util
+
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as err:
+        return {"skipped": f"{err.name} is not installed (pip install -e '.[export]')"}
+    from slotfill.export import export_checkpoint
+
+    folder = export_checkpoint(ckpt, "onnx", out_dir)
+    spec = importlib.util.spec_from_file_location("slotfill_export_runner", folder / "predict.py")
+    runner_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner_module)  # type: ignore[union-attr]
+    runner = runner_module.ExportedTagger(folder, threads=threads)
+    tag = lambda exs, bs: [r["tags"] for r in runner.tag([list(ex.tokens) for ex in exs])]  # noqa: E731
+    return measure_inference(tag, examples, big_batch=None)
 
 
 def epoch_summary(seconds: Sequence[float], tokens: int) -> dict[str, Any]:
@@ -326,9 +358,17 @@ def slotfill_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
     tagger = SlotTagger.load(tmp / "main" / "checkpoints" / "last.pt")  # after the last epoch, as the baseline
     log.info("slotfill: inference on %d test sentences", len(splits["test"]))
     inference = measure_inference(lambda exs, bs: tagger.predict(exs, batch_size=bs).tags, splits["test"], job["inference_repeats"])
-    out["test_f1"] = seqeval_f1(splits["test"], inference.pop("predicted"))
+    predicted = inference.pop("predicted")
+    out["test_f1"] = seqeval_f1(splits["test"], predicted)
     out["inference"] = inference
-    out["peak_rss_mib"] = peak_rss_mib()
+    out["peak_rss_mib"] = peak_rss_mib()  # before the export, which the baseline has no part of
+    if job.get("onnx", True):
+        log.info("slotfill: ONNX export served by onnxruntime, batch 1")
+        serving = measure_onnx_serving(tmp / "main" / "checkpoints" / "last.pt", splits["test"], job["threads"], tmp / "onnx")
+        if "predicted" in serving:
+            same = sum(a == b for a, b in zip(serving.pop("predicted"), predicted))
+            serving["same_tags_as_pytorch"] = same / len(predicted)
+        out["onnx_serving"] = serving
 
     if job["scaling"]:
         out["scaling"] = {"replicated_tokens_per_second": {}, "length_us_per_token": {}}
@@ -516,7 +556,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "factors": list(QUICK_FACTORS if args.quick else FACTORS), "lengths": list(LENGTHS),
         "synthetic_tokens": QUICK_SYNTHETIC_TOKENS if args.quick else SYNTHETIC_TOKENS,
         "accuracy_epochs": accuracy_epochs or 0, "inference_repeats": 1 if args.quick else 3,
-        "verbose": args.verbose,
+        "verbose": args.verbose, "onnx": args.onnx,
     }
     with tempfile.TemporaryDirectory(prefix="slotfill-bench-") as tmp:
         try:
@@ -570,6 +610,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "batch1_sentences_per_second", "batch256_sentences_per_second", "latency_p50_ms", "latency_p99_ms")},
         "floor_fraction": ratio(s["floor_fraction"], b["floor_fraction"]),
     }
+    serving = sides["slotfill"].get("onnx_serving")
+    if serving is not None and "skipped" not in serving:
+        for key in ("batch1_sentences_per_second", "latency_p50_ms", "latency_p99_ms"):
+            serving[f"{key}_ratio"] = ratio(serving[key], b["inference"][key])
+    report["onnx_serving"] = serving
     report["scaling"] = {name: side["scaling"] for name, side in sides.items()} if args.scaling else None
     report["to_accuracy"] = None
     if accuracy_epochs:
@@ -631,6 +676,16 @@ def format_table(report: dict[str, Any]) -> str:
     row("  sentences / s, batch 256", si["batch256_sentences_per_second"], bi["batch256_sentences_per_second"], r["batch256_sentences_per_second"], 1)
     row("  latency p50, batch 1 (ms)", si["latency_p50_ms"], bi["latency_p50_ms"], r["latency_p50_ms"], 3)
     row("  latency p99, batch 1 (ms)", si["latency_p99_ms"], bi["latency_p99_ms"], r["latency_p99_ms"], 3)
+    serving = report.get("onnx_serving")
+    if serving and "skipped" in serving:
+        lines.append(f"serving (ONNX export in onnxruntime): skipped, {serving['skipped']}")
+    elif serving:
+        lines.append("serving: slotfill.export's ONNX model run by its predict.py in onnxruntime, one sentence per call")
+        row("  sentences / s, batch 1", serving["batch1_sentences_per_second"], bi["batch1_sentences_per_second"],
+            serving["batch1_sentences_per_second_ratio"], 1)
+        row("  latency p50, batch 1 (ms)", serving["latency_p50_ms"], bi["latency_p50_ms"], serving["latency_p50_ms_ratio"], 3)
+        row("  latency p99, batch 1 (ms)", serving["latency_p99_ms"], bi["latency_p99_ms"], serving["latency_p99_ms_ratio"], 3)
+        lines.append(f"  same tags as slotfill's PyTorch predict: {100 * serving['same_tags_as_pytorch']:.1f}% of sentences")
     lines.append("arithmetic floor")
     lines.append(f"  FLOP / training epoch (fwd+bwd)   {fl['per_epoch'] / 1e9:.3f} GFLOP (forward {fl['forward_per_epoch'] / 1e9:.3f})")
     lines.append(f"  fp32 matmul {fl['matmul_size']}x{fl['matmul_size']}, {b['threads']} thread(s)  {fl['matmul_gflops']:.1f} GFLOP/s")
@@ -680,6 +735,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="replicated-corpus and fixed-length scaling runs (default: on)")
     p.add_argument("--to-accuracy", nargs="?", type=int, const=ACCURACY_EPOCHS, default=None, metavar="EPOCHS",
                    help=f"also train both sides EPOCHS epochs (default {ACCURACY_EPOCHS}) scoring test F1 after each")
+    p.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time slotfill's ONNX export served by onnxruntime at batch 1 (default: on; "
+                        "skipped without the [export] extra)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, for tests")
     p.add_argument("--verbose", action="store_true", help="slotfill's own log lines too")
     p.add_argument("--worker", type=Path, help=argparse.SUPPRESS)

@@ -173,7 +173,18 @@ def test_benchmark_end_to_end_quick_json(tiny_corpus: Path):
     assert acc["target_f1"] == acc["baseline"]["best_f1"]
     if acc["slotfill_seconds_to_target"] is not None:
         assert acc["ratio"] == pytest.approx(acc["slotfill_seconds_to_target"] / acc["baseline_seconds_to_best"])
+    serving = report["onnx_serving"]
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        assert "not installed" in serving["skipped"]
+    else:
+        for key in ("batch1_sentences_per_second", "latency_p50_ms", "latency_p99_ms"):
+            assert _positive(serving[key]), key
+            assert serving[f"{key}_ratio"] == pytest.approx(serving[key] / b["inference"][key])
+        assert serving["sentences"] == len(TINY_TEST)
+        assert serving["same_tags_as_pytorch"] == 1.0  # the exported network decodes as slotfill does
     table = format_table(report)
     for text in ("seconds / epoch", "tokens / second", "peak RSS", "batch 256", "latency p99", "GFLOP/s",
-                 "fraction of floor", "training corpus x2", "length 160", "best test F1"):
+                 "fraction of floor", "training corpus x2", "length 160", "best test F1", "onnxruntime"):
         assert text in table
