@@ -131,6 +131,7 @@ class TrainerConfig:
     loss_reduction: str = "sum"
     max_skipped_steps: int = 10
     checkpoint_every_n_steps: int = 0  # also write last.pt every n steps (0: only at epoch ends)
+    ema_decay: Optional[float] = None  # evaluate and keep an exponential moving average of the weights
     progress: Optional[bool] = None  # None: bars only when stderr is a terminal
 
 
@@ -244,6 +245,7 @@ def validate_train(cfg: DictConfig) -> None:
     _check(t.lr > 0 and math.isfinite(t.lr), f"trainer.lr={t.lr} must be a positive number")
     _check(t.clip_norm is None or t.clip_norm > 0, f"trainer.clip_norm={t.clip_norm} must be > 0, or null to turn clipping off")
     _check(t.clip_value is None or t.clip_value > 0, f"trainer.clip_value={t.clip_value} must be > 0, or null")
+    _check(t.ema_decay is None or 0 < t.ema_decay < 1, f"trainer.ema_decay={t.ema_decay} must be in (0, 1), or null for no averaging")
     _check(t.patience >= 1, f"trainer.patience={t.patience} must be >= 1")
     _check(t.max_skipped_steps >= 1, f"trainer.max_skipped_steps={t.max_skipped_steps} must be >= 1")
     _check(t.checkpoint_every_n_steps >= 0, f"trainer.checkpoint_every_n_steps={t.checkpoint_every_n_steps} must be >= 0")

@@ -14,6 +14,7 @@ dev slot F1, scores test once at the best-dev checkpoint, and writes the run fol
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -63,6 +64,30 @@ def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float | None) -
     if max_norm is not None and math.isfinite(total) and total > max_norm:
         torch._foreach_mul_(grads, max_norm / total)
     return norm
+
+
+class WeightAverage:
+    """An exponential moving average of a model's parameters (Polyak averaging).
+
+    After optimizer step ``n`` every averaged parameter moves toward the live one:
+    ``avg <- avg + (1 - d) (param - avg)`` with ``d = min(decay, (1 + n) / (10 + n))``, so
+    the first steps, whose weights are far from the end point, fade out quickly. The
+    average is a full copy of the model (eval mode, no gradients) that dev scoring, the
+    best checkpoint and the final test use; training itself only ever updates the live model.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        self.model.requires_grad_(False)
+        self._average = list(self.model.parameters())
+        self._live = list(model.parameters())
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        """Fold in the live weights after optimizer step ``step`` (1, 2, ...)."""
+        decay = min(self.decay, (1 + step) / (10 + step))
+        torch._foreach_lerp_(self._average, self._live, 1.0 - decay)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -355,7 +380,8 @@ def train(
             exactly where it stopped; ``cfg`` must then be that run's config.
         epoch_callback: called as ``epoch_callback(model, epoch)`` at the end of every
             epoch, after its dev evaluation and ``history`` entry and outside the timed part
-            (it does not count in ``seconds``). It sees the live model and must leave its
+            (it does not count in ``seconds``). It sees the model dev scored (the weight
+            average with ``trainer.ema_decay``, else the live model) and must leave its
             weights, mode and the RNG state as it found them (e.g. ``slotfill.bench``
             scores test after every epoch with :func:`slotfill.evaluation.predict`).
     """
@@ -388,9 +414,9 @@ def train(
     params = sum(p.numel() for p in model.parameters())
     log.info("model: %s", describe(model))
     log.info(
-        "training: %s lr=%g batch=%d loss=%s clip_norm=%s clip_value=%s scheduler=%s device=%s seed=%d",
+        "training: %s lr=%g batch=%d loss=%s clip_norm=%s clip_value=%s scheduler=%s ema_decay=%s device=%s seed=%d",
         cfg.optim._target_.rsplit(".", 1)[-1], t.lr, t.batch_size, t.loss_reduction,
-        t.clip_norm, t.clip_value, cfg.scheduler.name, device, cfg.seed,
+        t.clip_norm, t.clip_value, cfg.scheduler.name, t.ema_decay, device, cfg.seed,
     )
 
     train_data = EncodedSplit(train_ex, vocab, tagset, labels)
@@ -401,10 +427,14 @@ def train(
     optimizer = instantiate(cfg.optim)(model.parameters(), lr=t.lr)
     scheduler = _build_scheduler(cfg, optimizer, steps_per_epoch * t.max_epochs)
 
+    average = WeightAverage(model, t.ema_decay) if t.ema_decay else None
+    scored = model if average is None else average.model  # the weights dev, best.pt and test see
     state = LoopState()
     epoch_generator_state = generator.get_state()
     if resume_state is not None:
         model.load_state_dict(resume_state["model_state"])
+        if average is not None:
+            average.model.load_state_dict(resume_state["average_state"])
         optimizer.load_state_dict(resume_state["optimizer_state"])
         if scheduler is not None and resume_state.get("scheduler_state") is not None:
             scheduler.load_state_dict(resume_state["scheduler_state"])
@@ -440,6 +470,7 @@ def train(
             {
                 **base_state,
                 "model_state": model.state_dict(),
+                "average_state": None if average is None else average.model.state_dict(),
                 "epoch": state.epoch,
                 "best_f1": state.best_f1,
                 "optimizer_state": optimizer.state_dict(),
@@ -526,6 +557,8 @@ def train(
                     if scheduler is not None and cfg.scheduler.name == "linear":
                         scheduler.step()
                     state.step += 1
+                    if average is not None:
+                        average.update(state.step)
                     stepped = True
                     loss_value = float(loss.detach())
                     state.epoch_loss_sum += loss_value
@@ -558,13 +591,13 @@ def train(
                 )
                 break
 
-            dev_scores = score(dev_ex, predict(model, dev_data, vocab, tagset, labels, t.eval_batch_size, device))
-            finite = all(torch.isfinite(p).all() for p in model.parameters())
+            dev_scores = score(dev_ex, predict(scored, dev_data, vocab, tagset, labels, t.eval_batch_size, device))
+            finite = all(torch.isfinite(p).all() for p in scored.parameters())
             improved = finite and dev_scores["f1"] > state.best_f1
             if improved:
                 state.best_f1, state.best_epoch, state.bad_epochs = dev_scores["f1"], epoch, 0
                 save_checkpoint(
-                    {**base_state, "model_state": model.state_dict(), "epoch": epoch, "best_f1": state.best_f1},
+                    {**base_state, "model_state": scored.state_dict(), "epoch": epoch, "best_f1": state.best_f1},
                     ckpt_dir / "best.pt",
                 )
             else:
@@ -576,7 +609,7 @@ def train(
             clipped_fraction = state.clipped / state.step if state.step else 0.0
             state.history.append({"epoch": epoch, "train_loss": mean_loss, "dev_f1": dev_scores["f1"], "seconds": seconds})
             if epoch_callback is not None:
-                epoch_callback(model, epoch)
+                epoch_callback(scored, epoch)
             log.info(
                 "epoch %3d  loss %.4f  grad_norm %.2f  dev F1 %.4f (P %.4f R %.4f)%s  %.1fs  %.0f tok/s",
                 epoch, mean_loss, state.epoch_norm_sum / max(state.epoch_loss_count, 1), dev_scores["f1"],

@@ -36,8 +36,9 @@ TRAIN = ["vocab.unk_dropout=0.5", "model.dropout=0.3", "trainer.max_epochs=3", "
          "trainer.batch_size=2", "scheduler=plateau"]
 
 
-def test_stop_signal_saves_and_resume_is_exact(tiny_corpus, tmp_path, monkeypatch):
-    data = ["data=folder", f"data.dir={tiny_corpus}"]
+@pytest.mark.parametrize("extra", [[], ["trainer.ema_decay=0.9"]], ids=["plain", "weight-average"])
+def test_stop_signal_saves_and_resume_is_exact(extra, tiny_corpus, tmp_path, monkeypatch):
+    data = ["data=folder", f"data.dir={tiny_corpus}", *extra]
     reference = run(compose_train(data + TRAIN), tmp_path / "ref")
 
     calls = {"n": 0}

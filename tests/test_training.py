@@ -14,8 +14,9 @@ from slotfill.data.bio import find_ill_formed
 from slotfill.data.loading import load_splits
 from slotfill.cli import evaluate_checkpoint
 from slotfill.errors import ConfigError, DataError
+from slotfill.evaluation import score
 from slotfill.inference import SlotTagger
-from slotfill.training import clip_grad_norm, train
+from slotfill.training import WeightAverage, clip_grad_norm, train
 from tests.conftest import compose_eval, compose_train
 
 
@@ -100,6 +101,47 @@ def test_same_seed_same_result_other_seed_other_weights(tiny_corpus: Path, tmp_p
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
+def test_weight_average_moves_by_one_minus_decay_after_a_warm_up():
+    model = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -1.0]]))
+        model.bias.fill_(0.0)
+    average = WeightAverage(model, decay=0.9)
+    assert not any(p.requires_grad for p in average.model.parameters())
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[3.0, 1.0]]))
+        model.bias.fill_(2.0)
+    average.update(1)  # decay min(0.9, 2/11): the average moves 9/11 of the way
+    torch.testing.assert_close(average.model.weight, torch.tensor([[1.0 + 2.0 * 9 / 11, -1.0 + 2.0 * 9 / 11]]))
+    torch.testing.assert_close(average.model.bias, torch.tensor([2.0 * 9 / 11]))
+    before = average.model.weight.clone()
+    average.update(1000)  # past the warm-up: decay 0.9
+    torch.testing.assert_close(average.model.weight, before + 0.1 * (model.weight.detach() - before))
+    torch.testing.assert_close(model.weight.detach(), torch.tensor([[3.0, 1.0]]))  # the live model is untouched
+
+
+def test_weight_average_is_what_dev_best_and_test_see(tiny_corpus: Path, tmp_path: Path):
+    base = ["data=folder", f"data.dir={tiny_corpus}", "trainer.max_epochs=3", "trainer.patience=10", "trainer.batch_size=2"]
+    plain = train(compose_train(base), tmp_path / "plain")
+    # A decay that rounds to 0 keeps the average equal to the live weights: the same run.
+    tiny = train(compose_train(base + ["trainer.ema_decay=1e-12"]), tmp_path / "tiny")
+    assert tiny["history"] == [{**h, "seconds": tiny["history"][i]["seconds"]} for i, h in enumerate(plain["history"])]
+    assert tiny["test"] == plain["test"]
+    averaged = train(compose_train(base + ["trainer.ema_decay=0.9"]), tmp_path / "ema")
+    last = load_checkpoint(tmp_path / "ema" / "checkpoints" / "last.pt")
+    plain_last = load_checkpoint(tmp_path / "plain" / "checkpoints" / "last.pt")
+    # Training itself is unchanged: the live weights equal the plain run's.
+    assert all(torch.equal(last["model_state"][k], plain_last["model_state"][k]) for k in last["model_state"])
+    assert not all(torch.equal(last["average_state"][k], last["model_state"][k]) for k in last["model_state"])
+    best = load_checkpoint(tmp_path / "ema" / "checkpoints" / "best.pt")
+    if best["epoch"] == 3:
+        assert all(torch.equal(best["model_state"][k], last["average_state"][k]) for k in last["average_state"])
+    assert [h["train_loss"] for h in averaged["history"]] == [h["train_loss"] for h in plain["history"]]
+    tagger = SlotTagger.load(tmp_path / "ema" / "checkpoints" / "best.pt")
+    dev = load_splits(compose_train(base).data)["dev"]
+    assert score(dev, tagger.predict(dev))["f1"] == averaged["dev"]["f1"]
+
+
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
@@ -138,6 +180,7 @@ def test_loss_reduction_mean_and_sum_both_train(tiny_corpus, tmp_path):
         ("model.dropout=1.0", "model.dropout=1.0 is outside [0, 1)"),
         ("vocab.digits=DIGIT", "vocab.digits='DIGIT' is unknown"),
         ("trainer.loss_reduction=avg", "trainer.loss_reduction='avg' is unknown"),
+        ("trainer.ema_decay=1.0", "trainer.ema_decay=1.0 must be in (0, 1)"),
         ("model.pretrained_vectors=/nonexistent.txt", "does not exist"),
     ],
 )
