@@ -69,6 +69,19 @@ def test_viterbi_equals_best_enumerated_path(length):
     assert crf.decode(emissions, mask) == [list(best)]
 
 
+def test_viterbi_of_a_ragged_batch_equals_each_row_alone_and_enumeration():
+    crf = _random_crf(4, seed=7)
+    lengths = [3, 1, 2, 3]
+    emissions = torch.randn(len(lengths), 3, 4, dtype=torch.double, generator=torch.Generator().manual_seed(3))
+    mask = torch.arange(3).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    paths = crf.decode(emissions, mask)
+    assert [len(p) for p in paths] == lengths
+    for row, n in enumerate(lengths):
+        assert paths[row] == crf.decode(emissions[row : row + 1, :n], mask[row : row + 1, :n])[0]
+        scores = _enumerate(crf, emissions[row : row + 1], n)
+        assert tuple(paths[row]) == max(scores, key=scores.get)
+
+
 def test_bio_constraints():
     start, allowed = bio_constraints(TAGS)
     assert start.tolist() == [True, True, False, True, False]

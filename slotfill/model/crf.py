@@ -60,27 +60,29 @@ def viterbi(
     batch, length, num_tags = emissions.shape
     start = emissions.new_zeros(num_tags) if start is None else start.to(emissions)
     end = emissions.new_zeros(num_tags) if end is None else end.to(emissions)
-    transitions = transitions.to(emissions)
+    incoming = transitions.to(emissions).t().contiguous()  # (C, C_prev): row j scores i -> j
     score = start + emissions[:, 0]  # (B, C)
-    backpointers = []
+    history = []  # the scores before each step; the backtrace recomputes its argmax from them
     for t in range(1, length):
-        candidates = score.unsqueeze(2) + transitions  # (B, C_prev, C)
-        best, index = candidates.max(dim=1)  # (B, C)
-        step = mask[:, t].unsqueeze(1)
-        score = torch.where(step, best + emissions[:, t], score)
-        backpointers.append(index)
+        history.append(score)
+        # max over the previous tag without its index (half the cost of max with indices),
+        # reduced over the contiguous last dimension
+        best = (score.unsqueeze(1) + incoming).amax(dim=2)  # (B, C)
+        score = torch.where(mask[:, t].unsqueeze(1), best + emissions[:, t], score)
     score = score + end
-    lengths = mask.sum(dim=1).tolist()
-    last = score.argmax(dim=1).tolist()
-    paths = []
-    for b in range(batch):
-        tag = last[b]
-        path = [tag]
-        for t in range(lengths[b] - 1, 0, -1):
-            tag = int(backpointers[t - 1][b, tag])
-            path.append(tag)
-        paths.append(path[::-1])
-    return paths
+    lengths = mask.sum(dim=1)
+    last = score.argmax(dim=1)  # (B,) each row's tag at its own last token
+    # Backtrace for the whole batch at once: ``tag`` holds each row's tag at position t
+    # once t is inside the row, and the row's last tag before that. The best previous tag
+    # is the argmax of the same sums the forward pass maximised (first index on ties).
+    tags = torch.empty(batch, length, dtype=torch.long, device=emissions.device)
+    tags[:, length - 1] = last
+    tag = last
+    for t in range(length - 1, 0, -1):
+        previous = (history[t - 1] + incoming[tag]).argmax(dim=1)
+        tag = torch.where(lengths > t, previous, last)
+        tags[:, t - 1] = tag
+    return [row[:n] for row, n in zip(tags.tolist(), lengths.tolist())]
 
 
 class CRF(nn.Module):

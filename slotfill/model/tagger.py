@@ -194,7 +194,7 @@ class Tagger(nn.Module):
         elif constrained:
             paths = constrained_decode(logits.log_softmax(-1), mask, *allowed)
         else:
-            best = logits.argmax(dim=-1).cpu()
-            paths = [best[i, :n].tolist() for i, n in enumerate(lengths.tolist())]
+            best = logits.argmax(dim=-1).tolist()  # one conversion, then plain list slices
+            paths = [row[:n] for row, n in zip(best, lengths.tolist())]
         intents = out["intent_logits"].argmax(dim=-1).tolist() if "intent_logits" in out else None
         return paths, intents
