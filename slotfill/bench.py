@@ -640,6 +640,16 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+def machine_busy(bench: dict[str, Any]) -> bool:
+    """Whether other work competed for the cores of a multi-threaded run.
+
+    Other work is the 1-minute load before the run, or the load at its end less the
+    benchmark's own threads (which the end figure counts), whichever is larger.
+    """
+    others = max(bench["loadavg_start"][0], bench["loadavg_end"][0] - bench["threads"])
+    return bench["threads"] > 1 and others + bench["threads"] > (bench["cpu_count"] or 1) + 0.5
+
+
 def format_table(report: dict[str, Any]) -> str:
     """The human-readable report."""
     b = report["benchmark"]
@@ -654,7 +664,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"machine: {b['cpu_count']} cores, 1-min load average {b['loadavg_start'][0]:.2f} at start, "
         f"{b['loadavg_end'][0]:.2f} at end",
     ]
-    if b["threads"] > 1 and max(b["loadavg_start"][0], b["loadavg_end"][0]) + b["threads"] > (b["cpu_count"] or 1) + 0.5:
+    if machine_busy(b):
         lines.append("warning: the machine is busy; with several threads per side, threads wait for each other "
                      "and times can be far off (try --threads 1)")
     lines += [

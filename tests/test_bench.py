@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from slotfill.bench import format_table, model_overrides, percentile, training_flops
+from slotfill.bench import format_table, machine_busy, model_overrides, percentile, training_flops
 from slotfill.bench_baseline import (
     BaselineSpec,
     BaselineTagger,
@@ -110,6 +110,14 @@ def test_epoch_callback_sees_the_model_after_every_epoch(tiny_corpus: Path, tmp_
     results = train(cfg, tmp_path / "run", epoch_callback=lambda model, epoch: seen.append((epoch, isinstance(model, Tagger))))
     assert seen == [(1, True), (2, True)]
     assert [h["epoch"] for h in results["history"]] == [1, 2]
+
+
+def test_busy_machine_warning_discounts_the_benchmarks_own_threads():
+    quiet = {"threads": 2, "cpu_count": 2, "loadavg_start": [0.2, 0, 0], "loadavg_end": [2.1, 0, 0]}
+    assert not machine_busy(quiet)  # the end load is the benchmark itself
+    assert machine_busy({**quiet, "loadavg_start": [1.0, 0, 0]})  # a job was running before
+    assert machine_busy({**quiet, "loadavg_end": [3.2, 0, 0]})  # one started during the run
+    assert not machine_busy({**quiet, "threads": 1, "loadavg_start": [1.0, 0, 0]})
 
 
 def test_model_overrides_and_percentile():
