@@ -8,12 +8,12 @@ peak memory, then the scaling runs and the ``--to-accuracy`` runs in the same (w
 
 slotfill is measured through the product itself: ``slotfill.training.train`` with a config
 composed from ``conf/`` (per-epoch training seconds from ``results["history"]``, which
-exclude dev evaluation) and ``SlotTagger.predict`` for inference; then the same checkpoint exported by
-``slotfill.export`` and served one sentence per call by the export's own runner in
-onnxruntime (``--no-onnx`` skips it). The baseline is
-:mod:`slotfill.bench_baseline`. A side's peak memory covers everything its main
-measurement does; for slotfill that includes what ``train`` does after its epochs (scoring
-dev and test with both decodings at ``trainer.eval_batch_size``).
+exclude dev evaluation) and ``SlotTagger.predict`` for inference; then the same checkpoint
+exported by ``slotfill.export`` and served one sentence per call by the export's own runner
+in onnxruntime (``--no-onnx`` skips it). The baseline is :mod:`slotfill.bench_baseline`.
+A side's peak memory covers everything its main measurement does; for slotfill that
+includes what ``train`` does after its epochs (scoring dev and test with both decodings at
+``trainer.eval_batch_size``), but not the export.
 
 Examples::
 
