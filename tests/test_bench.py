@@ -120,6 +120,23 @@ def test_busy_machine_warning_discounts_the_benchmarks_own_threads():
     assert not machine_busy({**quiet, "threads": 1, "loadavg_start": [1.0, 0, 0]})
 
 
+def test_onnx_serving_is_skipped_with_a_reason_without_the_export_extra(monkeypatch, tmp_path):
+    import builtins
+
+    from slotfill.bench import measure_onnx_serving
+
+    real_import = builtins.__import__
+
+    def without_export_extra(name, *args, **kwargs):
+        if name in ("onnx", "onnxruntime"):
+            raise ImportError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_export_extra)
+    result = measure_onnx_serving(tmp_path / "missing.pt", [], 1, tmp_path / "out")
+    assert result == {"skipped": "onnx is not installed (pip install -e '.[export]')"}
+
+
 def test_model_overrides_and_percentile():
     assert model_overrides(["model.hidden_size=8 cell=gru", "vocab.lowercase=false"]) == [
         "model.hidden_size=8", "model.cell=gru", "vocab.lowercase=false"]
