@@ -240,8 +240,10 @@ def measure_inference(
     latencies, predicted = [], []
     for ex in examples:
         start = time.perf_counter()
-        predicted += predict([ex], 1)
+        tags = predict([ex], 1)
         latencies.append(time.perf_counter() - start)
+        if not big_batch:  # otherwise the big-batch call's predictions are returned
+            predicted += tags
     out = {
         "sentences": len(examples),
         "batch1_sentences_per_second": len(examples) / sum(latencies),
@@ -362,7 +364,7 @@ def slotfill_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
     out["test_f1"] = seqeval_f1(splits["test"], predicted)
     out["inference"] = inference
     out["peak_rss_mib"] = peak_rss_mib()  # before the export, which the baseline has no part of
-    if job.get("onnx", True):
+    if job["onnx"]:
         log.info("slotfill: ONNX export served by onnxruntime, batch 1")
         serving = measure_onnx_serving(tmp / "main" / "checkpoints" / "last.pt", splits["test"], job["threads"], tmp / "onnx")
         if "predicted" in serving:
