@@ -514,6 +514,8 @@ def baseline_spec(cfg: Any) -> dict[str, Any]:
         unsupported.append(f"model.char_filters={m.char_filters}")
     if m.pretrained_vectors:
         unsupported.append("model.pretrained_vectors")
+    if m.attention:
+        unsupported.append("model.attention")
     if m.cell == "rnn" and m.nonlinearity != "tanh":
         unsupported.append(f"model.nonlinearity={m.nonlinearity}")
     if t.loss_reduction != "sum":

@@ -73,6 +73,7 @@ class ModelConfig:
     char_filters: int = 0  # character CNN features per word (0: none)
     char_dim: int = 30  # character embedding size
     char_kernel: int = 3  # characters per convolution window (odd)
+    attention: bool = False  # self-attention over the encoder states; heads read [state ; context]
 
 
 @dataclass

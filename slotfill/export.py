@@ -74,7 +74,7 @@ class ExportableTagger(nn.Module):
     def forward(self, words: torch.Tensor, chars: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         lengths = torch.ones_like(words).sum(dim=1)  # (1,) = T
         mask = torch.ones_like(words, dtype=torch.bool)
-        states = self.model.encoder(self.model.words(words, chars), lengths)
+        states = self.model.encode(words, lengths, mask, chars)
         slot_scores = self.model.slots(states)
         if self.model.intents is None:
             return (slot_scores,)

@@ -256,10 +256,14 @@ def gradient_flow(
                 last = (lengths - 1).to(device)
 
                 def output_at(position: torch.Tensor) -> torch.Tensor:
-                    feats = [torch.stack(fwd_h, dim=1)[index, position]]
+                    feats = [torch.stack(fwd_h, dim=1)]
                     if bwd_h is not None:
-                        feats.append(torch.stack(bwd_h, dim=1)[index, position])
-                    return model.slots(torch.cat(feats, dim=1))
+                        feats.append(torch.stack(bwd_h, dim=1))
+                    full = torch.cat(feats, dim=-1)  # (U, T, H * directions)
+                    if model.attention is not None:  # its direct paths count: that is its point
+                        real = torch.arange(full.size(1), device=device) < lengths.to(device).unsqueeze(1)
+                        full = model.attention(full, real)
+                    return model.slots(full[index, position])
 
                 logits_last = output_at(last)
                 targets, gold = _targets(split, chunk, logits_last.detach(), tagset, last=True)

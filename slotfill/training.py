@@ -142,6 +142,7 @@ def build_model(cfg: DictConfig, vocab: Vocab, tagset: TagSet, labels: LabelSet 
         char_dim=m.char_dim,
         char_filters=m.char_filters,
         char_kernel=m.char_kernel,
+        attention=m.attention,
     )
     model.set_tag_constraints(tagset.itos)
     if m.pretrained_vectors:
@@ -196,6 +197,7 @@ def describe(model: Tagger) -> str:
     direction = "bidirectional" if h["bidirectional"] else "unidirectional"
     params = sum(p.numel() for p in model.parameters())
     extra = f", context +-{h['context_window']}" if h["context_window"] else ""
+    extra += ", self-attention" if h.get("attention") else ""
     intent = f", intent head ({h['num_intents']} intents)" if h["num_intents"] else ""
     return (
         f"{direction} {h['num_layers']}-layer {name}, hidden {h['hidden_size']}, "

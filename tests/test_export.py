@@ -30,7 +30,7 @@ MODELS = {
     "softmax": ["model.cell=lstm", "vocab.digits=zero"],
     "crf": [
         "model.cell=gru", "model.head=crf", "model.constrained_decoding=true", "vocab.digits=token",
-        "vocab.lowercase=false", "model.intent=off",
+        "vocab.lowercase=false", "model.intent=off", "model.attention=true",
     ],
     "chars": [
         "model.cell=rnn", "model.bidirectional=false", "model.num_layers=2", "model.char_filters=8",

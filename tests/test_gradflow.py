@@ -187,6 +187,21 @@ def test_unrolled_states_match_the_packed_module(cell, bidirectional):
     json.dumps(result)  # plain values only
 
 
+def test_attention_gives_distant_states_a_direct_path():
+    """The linear RNN's gradient shrinks by w per step back; attention adds a path of one step."""
+    split, vocab = _split([25, 30, 22])
+    model = _linear_rnn(vocab, 0.5)
+    plain = gradient_flow(model, split, min_length=20)["forward"]["norms"]
+    attended = Tagger(**{**model.hparams, "attention": True}).double()
+    attended.words.load_state_dict(model.words.state_dict())  # the same embeddings and RNN;
+    attended.encoder.load_state_dict(model.encoder.state_dict())  # attention and head are random
+    result = gradient_flow(attended, split, min_length=20)
+    norms = result["forward"]["norms"]
+    assert result["max_unroll_error"] < 1e-10
+    assert plain[19] / plain[0] == pytest.approx(0.5**19, rel=1e-6)
+    assert norms[19] / norms[0] > 1000 * 0.5**19
+
+
 def test_gold_targets_are_used_when_known():
     split, vocab = _split([8, 9])
     tagset = TagSet(["O", "B-x"])

@@ -203,3 +203,55 @@ def test_intent_head_max_pools_real_tokens_and_its_loss_and_accuracy_by_hand():
 
     scores = slot_scores([["B-x"], ["O"]], [["B-x"], ["O"]], ["b", "b"], [["a", "b"][i] for i in predicted.tolist()])
     assert scores["intent_accuracy"] == 0.5 and scores["frame_accuracy"] == 0.5
+
+
+# --------------------------------------------------------------------------- self-attention
+
+
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+def test_attention_is_padding_invariant_and_feeds_both_heads(head):
+    model = make_model(attention=True, num_intents=3, head=head)
+    assert model.slots.linear.in_features == 2 * model.encoder.output_dim
+    assert model.intents.linear.in_features == 2 * model.encoder.output_dim
+    sentence = [5, 9, 3, 7]
+    alone = model(*padded([sentence]))
+    batch = model(*padded([[4, 4, 4, 4, 4, 4, 4, 4, 4], sentence, [2, 3]]))
+    torch.testing.assert_close(batch["logits"][1, :4], alone["logits"][0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(batch["intent_logits"][1], alone["intent_logits"][0], rtol=0, atol=1e-6)
+    paths, _ = model.predict(*padded([[4, 4, 4, 4, 4, 4, 4, 4, 4], sentence, [2, 3]]))
+    assert [len(p) for p in paths] == [9, 4, 2]
+
+
+def test_attention_by_hand():
+    """Weights over real positions only, the context as their average, zero at padding."""
+    from slotfill.model import SelfAttention
+
+    att = SelfAttention(input_dim=2, attention_dim=1).double()
+    with torch.no_grad():
+        att.query.weight.copy_(torch.tensor([[1.0, 0.0]]))
+        att.query.bias.zero_()
+        att.key.weight.copy_(torch.tensor([[0.0, 1.0]]))
+    states = torch.tensor([[[1.0, 0.0], [2.0, 1.0], [5.0, 7.0]]], dtype=torch.float64)  # third is padding
+    mask = torch.tensor([[True, True, False]])
+    out = att(states, mask)
+    # score_ij = q_i * k_j = states[i, 0] * states[j, 1] (d = 1): row 0: [0, 1], row 1: [0, 2]
+    for i, q in enumerate([1.0, 2.0]):
+        a = torch.softmax(torch.tensor([0.0, q], dtype=torch.float64), 0)
+        context = a[0] * states[0, 0] + a[1] * states[0, 1]
+        torch.testing.assert_close(out[0, i], torch.cat([states[0, i], context]))
+    assert out[0, 2].abs().sum() == 0
+    weights = att.weights(states, mask)
+    assert weights[0, :, 2].abs().sum() == 0
+    torch.testing.assert_close(weights.sum(-1), torch.ones(1, 3, dtype=torch.float64))
+    changed = states.clone()
+    changed[0, 2] = torch.tensor([-3.0, 40.0])  # padding's value cannot matter
+    torch.testing.assert_close(att(changed, mask)[0, :2], out[0, :2], rtol=0, atol=0)
+
+
+def test_attention_gets_gradients_and_is_off_by_default():
+    assert make_model().attention is None
+    model = make_model(attention=True, num_intents=3).train()
+    words, lengths = padded([[5, 9, 3, 7], [2, 3]])
+    model(words, lengths, torch.zeros_like(words), torch.tensor([0, 2]))["loss"].backward()
+    for name in ("attention.query.weight", "attention.query.bias", "attention.key.weight"):
+        assert model.get_parameter(name).grad.abs().sum() > 0, name

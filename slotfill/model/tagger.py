@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slotfill.model.attention import SelfAttention
 from slotfill.model.crf import CRF, bio_constraints, constrained_decode
 from slotfill.model.embed import WordRepresentation
 from slotfill.model.encoder import RecurrentEncoder
@@ -46,6 +47,8 @@ class Tagger(nn.Module):
             unconstrained Viterbi (CRF).
         num_chars: character vocabulary size for character CNN word features; 0: none.
         char_dim, char_filters, char_kernel: the character CNN's sizes.
+        attention: add self-attention over the encoder's states (:class:`SelfAttention`,
+            queries and keys of ``hidden_size``); both heads read ``[state ; context]``.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class Tagger(nn.Module):
         char_dim: int = 30,
         char_filters: int = 50,
         char_kernel: int = 3,
+        attention: bool = False,
     ):
         super().__init__()
         self.hparams: dict[str, Any] = {
@@ -82,7 +86,7 @@ class Tagger(nn.Module):
             "context_window": context_window, "intent_loss_weight": intent_loss_weight,
             "head": head, "constrained_decoding": constrained_decoding,
             "num_chars": num_chars, "char_dim": char_dim, "char_filters": char_filters,
-            "char_kernel": char_kernel,
+            "char_kernel": char_kernel, "attention": attention,
         }
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -94,8 +98,10 @@ class Tagger(nn.Module):
         self.encoder = RecurrentEncoder(
             self.words.output_dim, hidden_size, cell, nonlinearity, bidirectional, num_layers, dropout
         )
-        self.slots = SoftmaxHead(self.encoder.output_dim, num_tags, out_p)
-        self.intents = IntentHead(self.encoder.output_dim, num_intents, out_p) if num_intents else None
+        self.attention = SelfAttention(self.encoder.output_dim, hidden_size) if attention else None
+        states_dim = self.encoder.output_dim if self.attention is None else self.attention.output_dim
+        self.slots = SoftmaxHead(states_dim, num_tags, out_p)
+        self.intents = IntentHead(states_dim, num_intents, out_p) if num_intents else None
         self.intent_loss_weight = intent_loss_weight
         self.crf = CRF(num_tags) if head == "crf" else None
         self.constrained_decoding = constrained_decoding
@@ -138,7 +144,7 @@ class Tagger(nn.Module):
             ``loss`` (scalar) when ``tags`` is given.
         """
         mask = torch.arange(words.size(1), device=words.device) < lengths.to(words.device).unsqueeze(1)
-        states = self.encoder(self.words(words, chars), lengths)  # (B, T, H)
+        states = self.encode(words, lengths, mask, chars)
         logits = self.slots(states)  # (B, T, C)
         out: dict[str, torch.Tensor] = {"logits": logits, "mask": mask}
         if self.intents is not None:
@@ -146,6 +152,13 @@ class Tagger(nn.Module):
         if tags is not None:
             out["loss"] = self.loss(out, tags, intents, reduction)
         return out
+
+    def encode(
+        self, words: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor, chars: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The states both heads read: (B, T, H) from the encoder, then [state ; context] with attention."""
+        states = self.encoder(self.words(words, chars), lengths)
+        return states if self.attention is None else self.attention(states, mask)
 
     def loss(
         self,
