@@ -41,6 +41,28 @@ def test_split_holds_each_tokens_characters_and_batches_trim_the_width():
     assert both.chars.shape == (2, 2, WORD_CHARS)
 
 
+def test_split_matrices_hold_each_example_in_its_own_row():
+    """Words, tags, intents and characters land at their row and position; padding is 0."""
+    from slotfill.vocab import LabelSet, TagSet
+
+    examples = [Example(("to", "Boston"), ("O", "B-city"), "flight"), Example(("x",), ("O",), "fare"),
+                Example(("boston", "to", "zz", "to"), ("B-city", "O", "O", "O"), "flight")]
+    vocab = Vocab.build((ex.tokens for ex in examples), Normalizer(lowercase=True), chars=True)
+    tagset, labels = TagSet.build(ex.tags for ex in examples), LabelSet.build(ex.intent for ex in examples)
+    split = EncodedSplit(examples, vocab, tagset, labels)
+    assert split.lengths.tolist() == [2, 1, 4] and split.words.shape == (3, 4)
+    for i, ex in enumerate(examples):
+        n = len(ex)
+        assert split.words[i, :n].tolist() == vocab.encode(ex.tokens) and not split.words[i, n:].any()
+        assert split.tags[i, :n].tolist() == tagset.encode(ex.tags) and not split.tags[i, n:].any()
+        for j, ids in enumerate(vocab.encode_chars(ex.tokens, WORD_CHARS)):
+            assert split.chars[i, j, : len(ids)].tolist() == ids and not split.chars[i, j, len(ids) :].any()
+        assert not split.chars[i, n:].any()
+    assert split.intents.tolist() == [labels.stoi[ex.intent] for ex in examples]
+    empty = EncodedSplit([], vocab, tagset)
+    assert empty.words.shape == (0, 0) and empty.chars.shape == (0, 0, WORD_CHARS) and len(empty) == 0
+
+
 def test_char_features_do_not_depend_on_padding_and_are_zero_for_padding_tokens():
     torch.manual_seed(0)
     cnn = CharCNN(num_chars=10, char_dim=4, filters=6, kernel_size=3)

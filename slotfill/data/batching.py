@@ -59,12 +59,13 @@ class EncodedSplit:
         n = len(self.examples)
         self.lengths = torch.tensor([len(ex) for ex in self.examples], dtype=torch.long)
         width = int(self.lengths.max()) if n else 0
-        self.words = torch.zeros(n, width, dtype=torch.long)
-        self.tags = torch.zeros(n, width, dtype=torch.long) if tagset is not None else None
-        for i, ex in enumerate(self.examples):
-            self.words[i, : len(ex)] = torch.tensor(vocab.encode(ex.tokens), dtype=torch.long)
-            if self.tags is not None:
-                self.tags[i, : len(ex)] = torch.tensor(tagset.encode(ex.tags), dtype=torch.long)
+        # Each matrix is filled in one masked assignment from a flat list of the real
+        # positions in row order: no tensor per utterance (predict builds one per call).
+        real = torch.arange(width) < self.lengths.unsqueeze(1)  # (N, T)
+        self.words = _padded(real, [i for ex in self.examples for i in vocab.encode(ex.tokens)], torch.long)
+        self.tags = None
+        if tagset is not None:
+            self.tags = _padded(real, [i for ex in self.examples for i in tagset.encode(ex.tags)], torch.long)
         self.intents = None
         if labels is not None and len(labels) and all(ex.intent is not None for ex in self.examples):
             self.intents = torch.tensor([labels.stoi[ex.intent] for ex in self.examples], dtype=torch.long)
@@ -73,10 +74,11 @@ class EncodedSplit:
             # int16 keeps the split small (batches are widened to int64); int32 for a
             # character vocabulary too large for it (scripts with many thousand characters).
             dtype = torch.int16 if len(vocab.chars) <= torch.iinfo(torch.int16).max else torch.int32
+            per_token = [ids for ex in self.examples for ids in vocab.encode_chars(ex.tokens, WORD_CHARS)]
+            spelled = torch.arange(WORD_CHARS) < torch.tensor([len(ids) for ids in per_token], dtype=torch.long).unsqueeze(1)
+            chars = _padded(spelled, [c for ids in per_token for c in ids], dtype)  # (tokens, C)
             self.chars = torch.zeros(n, width, WORD_CHARS, dtype=dtype)
-            for i, ex in enumerate(self.examples):
-                for j, ids in enumerate(vocab.encode_chars(ex.tokens, WORD_CHARS)):
-                    self.chars[i, j, : len(ids)] = torch.tensor(ids, dtype=dtype)
+            self.chars[real] = chars
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -113,6 +115,13 @@ class EncodedSplit:
         if generator is not None:
             chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
         return [self.batch(chunk) for chunk in chunks]
+
+
+def _padded(real: torch.Tensor, values: list[int], dtype: torch.dtype) -> torch.Tensor:
+    """A zero matrix shaped like the bool ``real`` with ``values`` at its true cells, in row order."""
+    out = torch.zeros(real.shape, dtype=dtype)
+    out[real] = torch.tensor(values, dtype=dtype)
+    return out
 
 
 def unk_dropout(words: torch.Tensor, rare: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
