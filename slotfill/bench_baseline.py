@@ -10,10 +10,10 @@ would write it, neither slowed down nor tuned: ``nn.Embedding`` -> dropout ->
 default: each utterance's summed token cross-entropy, averaged over the batch's utterances,
 plus the intent cross-entropy (weight 1).
 
-Two deliberate differences from slotfill's trainer, both part of what "plain" means here:
-no unknown-word dropout (``vocab.unk_dropout``), and batches are built by the
-``DataLoader`` inside the timed epoch (slotfill builds its epoch's batches just before its
-timer starts; that costs a few milliseconds per epoch).
+The deliberate difference from slotfill's trainer, part of what "plain" means here: no
+unknown-word dropout (``vocab.unk_dropout``, ``vocab.slot_unk_dropout``). Both sides' epoch
+times include building the epoch's batches (the baseline's ``DataLoader`` collates inside
+the epoch; slotfill's timer starts before it builds its batches).
 
 Data is read and encoded with slotfill's readers and vocabulary, so both sides see
 identical token ids. :func:`state_dict_from_tagger` maps a slotfill ``Tagger``'s weights

@@ -51,6 +51,7 @@ class VocabConfig:
     digits: str = "off"  # off | zero | token
     min_freq: int = 1
     unk_dropout: float = 0.5  # probability of replacing a training singleton by <unk>
+    slot_unk_dropout: float = 0.0  # probability of replacing a word inside a gold slot by <unk>
 
 
 @dataclass
@@ -240,6 +241,7 @@ def validate_train(cfg: DictConfig) -> None:
     _check(v.digits in DIGIT_MODES, f"vocab.digits={v.digits!r} is unknown: use one of {', '.join(DIGIT_MODES)}")
     _check(v.min_freq >= 1, f"vocab.min_freq={v.min_freq} must be >= 1")
     _probability(v.unk_dropout, "vocab.unk_dropout")
+    _probability(v.slot_unk_dropout, "vocab.slot_unk_dropout")
     _check(t.max_epochs >= 1, f"trainer.max_epochs={t.max_epochs} must be >= 1")
     _check(1 <= t.min_epochs <= t.max_epochs, f"trainer.min_epochs={t.min_epochs} must be in [1, trainer.max_epochs]")
     _check(t.batch_size >= 1 and t.eval_batch_size >= 1, "trainer.batch_size and trainer.eval_batch_size must be >= 1")

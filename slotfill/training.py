@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 import slotfill
 from slotfill.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from slotfill.config import validate_train
-from slotfill.data.batching import EncodedSplit, unk_dropout
+from slotfill.data.batching import EncodedSplit, slot_unk_dropout, unk_dropout
 from slotfill.data.loading import load_splits
 from slotfill.errors import ConfigError, SlotfillError
 from slotfill.evaluation import predict, score, score_both_decodings, unseen_gold_tags, write_predictions
@@ -525,6 +525,7 @@ def train(
                 if index < state.batch_in_epoch:
                     continue
                 words = unk_dropout(batch.words, rare, cfg.vocab.unk_dropout, generator)
+                words = slot_unk_dropout(words, batch.tags, cfg.vocab.slot_unk_dropout, generator)
                 out = model(
                     words.to(device), batch.lengths,
                     batch.tags.to(device), None if batch.intents is None else batch.intents.to(device),

@@ -48,3 +48,27 @@ def test_tagset_from_train_only_and_unknown_tags_raise():
 def test_labelset_keeps_multi_intents_as_labels():
     ls = LabelSet.build(["atis_flight", "atis_flight#atis_airfare", "atis_flight"])
     assert ls.itos == ["atis_flight", "atis_flight#atis_airfare"]
+
+
+def test_unknown_word_dropouts_replace_only_their_targets_at_their_rate():
+    import torch
+
+    from slotfill.data.batching import slot_unk_dropout, unk_dropout
+
+    generator = torch.Generator().manual_seed(0)
+    words = torch.randint(2, 50, (400, 25), generator=generator)
+    words[:, 20:] = 0  # padding
+    tags = torch.randint(0, 3, (400, 25), generator=generator)
+    tags[:, 20:] = 0
+    out = slot_unk_dropout(words, tags, 0.3, generator)
+    changed = out != words
+    assert (out[changed] == Vocab.unk_index).all()
+    assert not changed[tags == 0].any()  # O and padding stay
+    assert abs(changed[tags != 0].float().mean().item() - 0.3) < 0.02
+    assert slot_unk_dropout(words, tags, 0.0, generator) is words
+    rare = torch.zeros(50, dtype=torch.bool)
+    rare[2:10] = True
+    out = unk_dropout(words, rare, 0.5, generator)
+    changed = out != words
+    assert not changed[~rare[words]].any()
+    assert abs(changed[rare[words]].float().mean().item() - 0.5) < 0.03

@@ -135,3 +135,20 @@ def unk_dropout(words: torch.Tensor, rare: torch.Tensor, p: float, generator: to
         return words
     drop = rare[words] & (torch.rand(words.shape, generator=generator) < p)
     return words.masked_fill(drop, Vocab.unk_index)
+
+
+def slot_unk_dropout(words: torch.Tensor, tags: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Replace each word inside a gold slot by ``<unk>`` with probability ``p`` (training only).
+
+    Test sets name things training never saw (most SNIPS slot errors are in open-class names:
+    playlists, artists, objects); dropping slot words, frequent ones too, makes the tagger
+    find a slot from its context and spelling rather than from a remembered word.
+
+    Args:
+        words: (B, T) indices.
+        tags: (B, T) gold tag indices; ``O`` (and padding) is index 0 and is never dropped.
+    """
+    if p <= 0:
+        return words
+    drop = (tags != 0) & (torch.rand(words.shape, generator=generator) < p)
+    return words.masked_fill(drop, Vocab.unk_index)
