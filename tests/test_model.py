@@ -234,7 +234,7 @@ def test_attention_by_hand():
     states = torch.tensor([[[1.0, 0.0], [2.0, 1.0], [5.0, 7.0]]], dtype=torch.float64)  # third is padding
     mask = torch.tensor([[True, True, False]])
     out = att(states, mask)
-    # score_ij = q_i * k_j = states[i, 0] * states[j, 1] (d = 1): row 0: [0, 1], row 1: [0, 2]
+    # q_i = h_i[0] and k_j = h_j[1] (d = 1), so the scores of rows 0 and 1 are [0, 1] and [0, 2]
     for i, q in enumerate([1.0, 2.0]):
         a = torch.softmax(torch.tensor([0.0, q], dtype=torch.float64), 0)
         context = a[0] * states[0, 0] + a[1] * states[0, 1]
