@@ -416,9 +416,10 @@ def train(
     params = sum(p.numel() for p in model.parameters())
     log.info("model: %s", describe(model))
     log.info(
-        "training: %s lr=%g batch=%d loss=%s clip_norm=%s clip_value=%s scheduler=%s ema_decay=%s device=%s seed=%d",
-        cfg.optim._target_.rsplit(".", 1)[-1], t.lr, t.batch_size, t.loss_reduction,
-        t.clip_norm, t.clip_value, cfg.scheduler.name, t.ema_decay, device, cfg.seed,
+        "training: %s lr=%g batch=%d loss=%s clip_norm=%s clip_value=%s scheduler=%s ema_decay=%s "
+        "unk_dropout=%g slot_unk_dropout=%g device=%s seed=%d",
+        cfg.optim._target_.rsplit(".", 1)[-1], t.lr, t.batch_size, t.loss_reduction, t.clip_norm, t.clip_value,
+        cfg.scheduler.name, t.ema_decay, cfg.vocab.unk_dropout, cfg.vocab.slot_unk_dropout, device, cfg.seed,
     )
 
     train_data = EncodedSplit(train_ex, vocab, tagset, labels)
