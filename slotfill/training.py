@@ -197,7 +197,7 @@ def describe(model: Tagger) -> str:
     direction = "bidirectional" if h["bidirectional"] else "unidirectional"
     params = sum(p.numel() for p in model.parameters())
     extra = f", context +-{h['context_window']}" if h["context_window"] else ""
-    extra += ", self-attention" if h.get("attention") else ""
+    extra += ", self-attention" if h["attention"] else ""
     intent = f", intent head ({h['num_intents']} intents)" if h["num_intents"] else ""
     return (
         f"{direction} {h['num_layers']}-layer {name}, hidden {h['hidden_size']}, "

@@ -131,10 +131,7 @@ def unk_dropout(words: torch.Tensor, rare: torch.Tensor, p: float, generator: to
         words: (B, T) indices.
         rare: (V,) bool, true for the words to drop (training singletons).
     """
-    if p <= 0:
-        return words
-    drop = rare[words] & (torch.rand(words.shape, generator=generator) < p)
-    return words.masked_fill(drop, Vocab.unk_index)
+    return words if p <= 0 else _to_unk(words, rare[words], p, generator)
 
 
 def slot_unk_dropout(words: torch.Tensor, tags: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
@@ -148,7 +145,10 @@ def slot_unk_dropout(words: torch.Tensor, tags: torch.Tensor, p: float, generato
         words: (B, T) indices.
         tags: (B, T) gold tag indices; ``O`` (and padding) is index 0 and is never dropped.
     """
-    if p <= 0:
-        return words
-    drop = (tags != 0) & (torch.rand(words.shape, generator=generator) < p)
+    return words if p <= 0 else _to_unk(words, tags != 0, p, generator)
+
+
+def _to_unk(words: torch.Tensor, targets: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """``<unk>`` at each (B, T) ``targets`` position with probability ``p``: one draw per position."""
+    drop = targets & (torch.rand(words.shape, generator=generator) < p)
     return words.masked_fill(drop, Vocab.unk_index)
