@@ -75,6 +75,9 @@ class ModelConfig:
     char_dim: int = 30  # character embedding size
     char_kernel: int = 3  # characters per convolution window (odd)
     attention: bool = False  # self-attention over the encoder states; heads read [state ; context]
+    lm_loss_weight: float = 0.0  # > 0: auxiliary next/previous-word loss on the first layer (training only)
+    lm_vocab: int = 5000  # words that loss predicts, most frequent first (rarer ones: <unk>)
+    lm_hidden: int = 50  # its tanh layer
 
 
 @dataclass
@@ -236,6 +239,10 @@ def validate_train(cfg: DictConfig) -> None:
         _check(m.char_kernel >= 1 and m.char_kernel % 2 == 1, f"model.char_kernel={m.char_kernel} must be odd and positive")
     for key in ("dropout", "embedding_dropout", "output_dropout"):
         _probability(m[key], f"model.{key}")
+    _check(m.lm_loss_weight >= 0 and math.isfinite(m.lm_loss_weight), f"model.lm_loss_weight={m.lm_loss_weight} must be >= 0 (0 turns the language-model loss off)")
+    if m.lm_loss_weight:
+        _check(m.lm_vocab >= 2, f"model.lm_vocab={m.lm_vocab} must be >= 2")
+        _check(m.lm_hidden >= 1, f"model.lm_hidden={m.lm_hidden} must be a positive integer")
     if m.pretrained_vectors:
         _check(Path(m.pretrained_vectors).is_file(), f"model.pretrained_vectors={m.pretrained_vectors} does not exist")
     _check(v.digits in DIGIT_MODES, f"vocab.digits={v.digits!r} is unknown: use one of {', '.join(DIGIT_MODES)}")

@@ -74,11 +74,8 @@ class ExportableTagger(nn.Module):
     def forward(self, words: torch.Tensor, chars: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         lengths = torch.ones_like(words).sum(dim=1)  # (1,) = T
         mask = torch.ones_like(words, dtype=torch.bool)
-        states = self.model.encode(words, lengths, mask, chars)
-        slot_scores = self.model.slots(states)
-        if self.model.intents is None:
-            return (slot_scores,)
-        return slot_scores, self.model.intents(states, mask)
+        slot_scores, intent_scores = self.model.score(self.model.encode(words, lengths, mask, chars), mask)
+        return (slot_scores,) if intent_scores is None else (slot_scores, intent_scores)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

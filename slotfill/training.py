@@ -143,6 +143,9 @@ def build_model(cfg: DictConfig, vocab: Vocab, tagset: TagSet, labels: LabelSet 
         char_filters=m.char_filters,
         char_kernel=m.char_kernel,
         attention=m.attention,
+        lm_loss_weight=m.lm_loss_weight,
+        lm_vocab=m.lm_vocab,
+        lm_hidden=m.lm_hidden,
     )
     model.set_tag_constraints(tagset.itos)
     if m.pretrained_vectors:
@@ -198,6 +201,7 @@ def describe(model: Tagger) -> str:
     params = sum(p.numel() for p in model.parameters())
     extra = f", context +-{h['context_window']}" if h["context_window"] else ""
     extra += ", self-attention" if h["attention"] else ""
+    extra += f", language-model loss x{h['lm_loss_weight']:g}" if h["lm_loss_weight"] else ""
     intent = f", intent head ({h['num_intents']} intents)" if h["num_intents"] else ""
     return (
         f"{direction} {h['num_layers']}-layer {name}, hidden {h['hidden_size']}, "
@@ -531,6 +535,7 @@ def train(
                     words.to(device), batch.lengths,
                     batch.tags.to(device), None if batch.intents is None else batch.intents.to(device),
                     reduction=t.loss_reduction, chars=None if batch.chars is None else batch.chars.to(device),
+                    lm_words=batch.words.to(device),
                 )
                 loss = out["loss"]
                 optimizer.zero_grad(set_to_none=True)

@@ -105,10 +105,14 @@ class RecurrentEncoder(nn.Module):
         result = self._kernel(inputs, hx, weights, True, 1, 0.0, self.training, len(reverse) == 2, True)
         return result[0]  # (B, T, H * len(reverse))
 
-    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, inputs: torch.Tensor, lengths: torch.Tensor, first_layer: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Encode ``inputs`` (B, T, D) whose rows hold ``lengths`` (B,) real positions.
 
-        Returns (B, T, H * directions), zero at padded positions.
+        Returns (B, T, H * directions), zero at padded positions; with ``first_layer``, also
+        the first layer's states (the same tensor for one layer), whose forward half has read
+        only the words up to t and whose backward half only those from t on.
         """
         batch, width, _ = inputs.shape
         lengths = lengths.to(inputs.device)
@@ -124,6 +128,7 @@ class RecurrentEncoder(nn.Module):
             return x.gather(1, reverse.expand_as(x))
 
         x = inputs
+        first = None
         for layer in range(self.num_layers):
             if layer:
                 x = self.between_layers(x)
@@ -133,6 +138,8 @@ class RecurrentEncoder(nn.Module):
                 x = self._run(x, layer, (False, True))
             else:
                 x = torch.cat([self._run(x, layer, (False,)), flip(self._run(flip(x), layer, (True,)))], dim=-1)
+            if layer == 0:
+                first = x
         if ragged:
             x = x.masked_fill(~real.unsqueeze(-1), 0.0)
-        return x
+        return (x, first) if first_layer else x

@@ -13,6 +13,7 @@ from slotfill.model.crf import CRF, bio_constraints, constrained_decode
 from slotfill.model.embed import WordRepresentation
 from slotfill.model.encoder import RecurrentEncoder
 from slotfill.model.heads import IntentHead, SoftmaxHead
+from slotfill.model.lm import LanguageModelHead
 
 LOSS_REDUCTIONS = ("sum", "mean")
 IGNORE = -100  # tag index at padded positions for the flat cross-entropy
@@ -49,6 +50,11 @@ class Tagger(nn.Module):
         char_dim, char_filters, char_kernel: the character CNN's sizes.
         attention: add self-attention over the encoder's states (:class:`SelfAttention`,
             queries and keys of ``hidden_size``); both heads read ``[state ; context]``.
+        lm_loss_weight: weight of an auxiliary language-modelling loss in training
+            (:class:`LanguageModelHead`: the first layer's forward states predict the next
+            word, its backward states the previous one); 0 for none.
+        lm_vocab: words that loss predicts, the most frequent first (the rest are ``<unk>``).
+        lm_hidden: size of that loss's tanh layer.
     """
 
     def __init__(
@@ -75,6 +81,9 @@ class Tagger(nn.Module):
         char_filters: int = 50,
         char_kernel: int = 3,
         attention: bool = False,
+        lm_loss_weight: float = 0.0,
+        lm_vocab: int = 5000,
+        lm_hidden: int = 50,
     ):
         super().__init__()
         self.hparams: dict[str, Any] = {
@@ -87,6 +96,7 @@ class Tagger(nn.Module):
             "head": head, "constrained_decoding": constrained_decoding,
             "num_chars": num_chars, "char_dim": char_dim, "char_filters": char_filters,
             "char_kernel": char_kernel, "attention": attention,
+            "lm_loss_weight": lm_loss_weight, "lm_vocab": lm_vocab, "lm_hidden": lm_hidden,
         }
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -104,6 +114,12 @@ class Tagger(nn.Module):
         self.intents = IntentHead(states_dim, num_intents, out_p) if num_intents else None
         self.intent_loss_weight = intent_loss_weight
         self.crf = CRF(num_tags) if head == "crf" else None
+        self.lm = None
+        if lm_loss_weight > 0:
+            self.lm = LanguageModelHead(
+                hidden_size, self.encoder.directions, min(lm_vocab, vocab_size), lm_hidden, out_p
+            )
+        self.lm_loss_weight = lm_loss_weight
         self.constrained_decoding = constrained_decoding
         # BIO constraints derive from the tag names (saved with every checkpoint), so they are
         # not part of the state dict; all-allowed until set_tag_constraints.
@@ -126,6 +142,7 @@ class Tagger(nn.Module):
         intents: torch.Tensor | None = None,
         reduction: str = "sum",
         chars: torch.Tensor | None = None,
+        lm_words: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Score a padded batch.
 
@@ -138,27 +155,51 @@ class Tagger(nn.Module):
                 cross-entropies (the seed's loss), averaged over the utterances of the batch;
                 ``mean``: the slot loss is averaged over all real tokens of the batch.
             chars: (B, T, C) character indices, for a model with character features.
+            lm_words: (B, T) the words the language-modelling loss predicts, for a model with
+                one (``lm_loss_weight > 0``): the training words before any ``<unk>``
+                dropout; ``None``: ``words``.
 
         Returns:
             ``logits`` (B, T, C), ``mask`` (B, T), ``intent_logits`` (B, I) if any, and
             ``loss`` (scalar) when ``tags`` is given.
         """
         mask = torch.arange(words.size(1), device=words.device) < lengths.to(words.device).unsqueeze(1)
-        states = self.encode(words, lengths, mask, chars)
-        logits = self.slots(states)  # (B, T, C)
+        with_lm = self.lm is not None and tags is not None
+        if with_lm:
+            states, first = self.encode(words, lengths, mask, chars, first_layer=True)
+        else:
+            states = self.encode(words, lengths, mask, chars)
+        logits, intent_logits = self.score(states, mask)
         out: dict[str, torch.Tensor] = {"logits": logits, "mask": mask}
-        if self.intents is not None:
-            out["intent_logits"] = self.intents(states, mask)
+        if intent_logits is not None:
+            out["intent_logits"] = intent_logits
+        if with_lm:
+            out["lm_loss"] = self.lm.loss(first, words if lm_words is None else lm_words, mask)
         if tags is not None:
             out["loss"] = self.loss(out, tags, intents, reduction)
         return out
 
     def encode(
-        self, words: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor, chars: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """The states both heads read: (B, T, H) from the encoder, then [state ; context] with attention."""
-        states = self.encoder(self.words(words, chars), lengths)
-        return states if self.attention is None else self.attention(states, mask)
+        self,
+        words: torch.Tensor,
+        lengths: torch.Tensor,
+        mask: torch.Tensor,
+        chars: torch.Tensor | None = None,
+        first_layer: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The states both heads read: (B, T, H) from the encoder, then [state ; context] with attention.
+
+        ``first_layer``: also the encoder's first-layer states (what the language-model loss reads).
+        """
+        encoded = self.encoder(self.words(words, chars), lengths, first_layer=first_layer)
+        states, first = encoded if first_layer else (encoded, None)
+        if self.attention is not None:
+            states = self.attention(states, mask)
+        return (states, first) if first_layer else states
+
+    def score(self, states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Slot scores (B, T, C) and intent scores (B, I) (``None`` without an intent head) from :meth:`encode`'s states."""
+        return self.slots(states), None if self.intents is None else self.intents(states, mask)
 
     def loss(
         self,
@@ -180,6 +221,8 @@ class Tagger(nn.Module):
                 logits.reshape(-1, logits.size(-1)), tags.masked_fill(~mask, IGNORE).reshape(-1),
                 reduction="sum", ignore_index=IGNORE,
             )
+        if "lm_loss" in out:  # summed over tokens and directions like the slot loss
+            total = total + self.lm_loss_weight * out["lm_loss"]
         # sum: the mean over utterances of each utterance's summed loss; mean: per real token.
         loss = total / mask.size(0) if reduction == "sum" else total / mask.sum()
         if self.intents is not None and intents is not None:
