@@ -22,7 +22,17 @@ FORMAT_VERSION = 1
 # The oldest format that load_checkpoint still reads (migrating it to FORMAT_VERSION when
 # they differ); 1 is the first format, so there is nothing to migrate yet.
 MIN_FORMAT_VERSION = 1
-_REQUIRED = ("format_version", "model_args", "model_state", "vocab", "tags")
+_REQUIRED = ("format_version", "vocab", "tags")
+_MODEL = ("model_args", "model_state")  # at the top, or in each of an ensemble's "members"
+
+
+def _has_model(state: dict[str, Any]) -> bool:
+    if "members" in state:
+        members = state["members"]
+        return isinstance(members, list) and bool(members) and all(
+            isinstance(m, dict) and all(key in m for key in _MODEL) for m in members
+        )
+    return all(key in state for key in _MODEL)
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
@@ -73,7 +83,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: not a readable checkpoint (truncated or not a PyTorch file: {first}) -- "
             "use <run dir>/checkpoints/best.pt or last.pt of a finished slotfill run"
         ) from None
-    if not isinstance(state, dict) or any(key not in state for key in _REQUIRED):
+    if not isinstance(state, dict) or any(key not in state for key in _REQUIRED) or not _has_model(state):
         raise CheckpointError(f"{path}: a PyTorch file, but not a slotfill checkpoint (keys missing)")
     version = state["format_version"]
     if isinstance(version, int) and version < MIN_FORMAT_VERSION:

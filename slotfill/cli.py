@@ -67,10 +67,11 @@ def _train_task(cfg: DictConfig) -> float | None:
             return None
     else:
         results = run_guarded(lambda: run(cfg, output_dir))
-    print(
-        f"dev slot F1 {results['dev']['f1']:.4f}  test slot F1 {results['test']['f1']:.4f}"
-        f"  (best epoch {results['best_epoch']} of {results['epochs']}; {results['train_seconds']:.0f}s)"
-    )
+    if "ensemble" in results:
+        how = f"ensemble of {results['ensemble']['size']}; {results['train_seconds']:.0f}s of training"
+    else:
+        how = f"best epoch {results['best_epoch']} of {results['epochs']}; {results['train_seconds']:.0f}s"
+    print(f"dev slot F1 {results['dev']['f1']:.4f}  test slot F1 {results['test']['f1']:.4f}  ({how})")
     print(f"run folder: {results.get('run_dir', output_dir)}")
     return results["dev"]["f1"]
 

@@ -54,7 +54,7 @@ IGNORED_KEYS = (
     "trainer.checkpoint_every_n_steps",
 )
 IGNORED_PREFIXES = ("hydra.", "logger.")
-SKIP_DIRS = {"checkpoints", "tensorboard", "predictions", ".hydra", ".submitit", "__pycache__"}
+SKIP_DIRS = {"members", "checkpoints", "tensorboard", "predictions", ".hydra", ".submitit", "__pycache__"}
 INSTALL_HINT = 'the plot needs matplotlib: pip install matplotlib  (or: pip install -e ".[sweep]")'
 
 

@@ -137,6 +137,8 @@ class TrainerConfig:
     max_skipped_steps: int = 10
     checkpoint_every_n_steps: int = 0  # also write last.pt every n steps (0: only at epoch ends)
     ema_decay: Optional[float] = None  # evaluate and keep an exponential moving average of the weights
+    ensemble: int = 1  # > 1: train this many taggers (seeds seed*k .. seed*k+k-1) and decode their mean scores
+    ensemble_jobs: int = 1  # ensemble members trained at once, each in its own process
     progress: Optional[bool] = None  # None: bars only when stderr is a terminal
 
 
@@ -256,6 +258,8 @@ def validate_train(cfg: DictConfig) -> None:
     _check(t.clip_norm is None or t.clip_norm > 0, f"trainer.clip_norm={t.clip_norm} must be > 0, or null to turn clipping off")
     _check(t.clip_value is None or t.clip_value > 0, f"trainer.clip_value={t.clip_value} must be > 0, or null")
     _check(t.ema_decay is None or 0 < t.ema_decay < 1, f"trainer.ema_decay={t.ema_decay} must be in (0, 1), or null for no averaging")
+    _check(t.ensemble >= 1, f"trainer.ensemble={t.ensemble} must be >= 1 (1: a single tagger)")
+    _check(t.ensemble_jobs >= 1, f"trainer.ensemble_jobs={t.ensemble_jobs} must be >= 1")
     _check(t.patience >= 1, f"trainer.patience={t.patience} must be >= 1")
     _check(t.max_skipped_steps >= 1, f"trainer.max_skipped_steps={t.max_skipped_steps} must be >= 1")
     _check(t.checkpoint_every_n_steps >= 0, f"trainer.checkpoint_every_n_steps={t.checkpoint_every_n_steps} must be >= 0")

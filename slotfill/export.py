@@ -48,6 +48,7 @@ from torch import nn
 
 import slotfill
 from slotfill.errors import SlotfillError
+from slotfill.model import Tagger
 
 FORMATS = ("onnx", "torchscript")
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
@@ -267,6 +268,11 @@ def export_checkpoint(ckpt_path: str | Path, fmt: str = "onnx", out_dir: str | P
     check_format(fmt)
     ckpt_file = resolve_checkpoint(ckpt_path)
     tagger = SlotTagger.load(ckpt_file, "cpu")  # CheckpointError: one line
+    if not isinstance(tagger.model, Tagger):
+        raise SlotfillError(
+            f"{ckpt_file}: an ensemble of {len(tagger.model.members)} taggers exports one member at a time -- "
+            f"export {ckpt_file.parent.parent / 'members' / '0' / 'checkpoints' / 'best.pt'} (and the others)"
+        )
     model = tagger.model.eval()
     out = Path(out_dir) if out_dir is not None else default_out_dir(ckpt_file, fmt)
     check_out_dir(out)

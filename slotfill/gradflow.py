@@ -400,6 +400,8 @@ def checkpoint_gradient_flow(
     from slotfill.inference import SlotTagger
 
     state = load_checkpoint(ckpt)
+    if "members" in state:
+        raise ValueError(f"{ckpt}: an ensemble checkpoint; gradient flow is measured per tagger -- pass a member's checkpoint (members/<i>/checkpoints/best.pt)")
     config = state.get("config") or {}
     if "data" not in config:
         raise ValueError(f"{ckpt}: the checkpoint names no data")

@@ -14,6 +14,7 @@ from slotfill.data.example import Example
 from slotfill.errors import CheckpointError, first_line
 from slotfill.evaluation import Predictions, predict
 from slotfill.model import Tagger
+from slotfill.model.ensemble import Ensemble
 from slotfill.vocab import LabelSet, TagSet, Vocab
 
 
@@ -30,7 +31,7 @@ class SlotTagger:
 
     def __init__(
         self,
-        model: Tagger,
+        model: Tagger | Ensemble,
         vocab: Vocab,
         tagset: TagSet,
         labels: LabelSet | None = None,
@@ -46,13 +47,12 @@ class SlotTagger:
 
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> SlotTagger:
-        """Rebuild the model from a checkpoint alone (read with ``weights_only=True``)."""
+        """Rebuild the model from a checkpoint alone (read with ``weights_only=True``).
+
+        An ensemble checkpoint (``trainer.ensemble``) loads as an :class:`Ensemble` of its members.
+        """
         state = load_checkpoint(path, map_location=device)
-        try:
-            model = Tagger(**state["model_args"])
-            model.load_state_dict(state["model_state"])
-        except (TypeError, ValueError, RuntimeError) as err:
-            raise CheckpointError(f"{path}: its weights do not fit the model it describes ({first_line(err)})") from None
+        model = build_tagger(state, path)
         model.set_tag_constraints(state["tags"])
         labels = LabelSet.from_state(state["intents"]) if state.get("intents") else None
         return cls(
@@ -97,3 +97,20 @@ class SlotTagger:
             if preds.intents is not None:
                 results[i]["intent"] = preds.intents[j]
         return results
+
+
+def build_tagger(state: dict[str, Any], path: str | Path) -> Tagger | Ensemble:
+    """The model a checkpoint describes, with its weights: a :class:`Tagger`, or an
+    :class:`Ensemble` for a checkpoint with ``members`` (each ``model_args`` + ``model_state``)."""
+    try:
+        if "members" in state:
+            return Ensemble([_tagger(member) for member in state["members"]])
+        return _tagger(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: its weights do not fit the model it describes ({first_line(err)})") from None
+
+
+def _tagger(state: dict[str, Any]) -> Tagger:
+    model = Tagger(**state["model_args"])
+    model.load_state_dict(state["model_state"])
+    return model

@@ -241,12 +241,22 @@ class Tagger(nn.Module):
 
         ``constrained`` overrides the model's ``constrained_decoding`` setting.
         """
-        out = self.forward(words, lengths, chars=chars)
+        return self.decode(self.forward(words, lengths, chars=chars), lengths, constrained)
+
+    def decode(
+        self,
+        out: dict[str, torch.Tensor],
+        lengths: torch.Tensor,
+        constrained: bool | None = None,
+        crf: CRF | None = None,
+    ) -> tuple[list[list[int]], list[int] | None]:
+        """:meth:`predict`'s decoding of :meth:`forward`'s ``out`` (``crf``: another CRF's scores than this model's)."""
         logits, mask = out["logits"], out["mask"]
         constrained = self.constrained_decoding if constrained is None else constrained
         allowed = (self.allowed_start, self.allowed_transitions) if constrained else (None, None)
-        if self.crf is not None:
-            paths = self.crf.decode(logits, mask, *allowed)
+        crf = self.crf if crf is None else crf
+        if crf is not None:
+            paths = crf.decode(logits, mask, *allowed)
         elif constrained:
             paths = constrained_decode(logits.log_softmax(-1), mask, *allowed)
         else:

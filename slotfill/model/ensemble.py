@@ -1,0 +1,81 @@
+"""Several taggers trained on the same data, decoding as one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from slotfill.model.crf import CRF
+from slotfill.model.tagger import Tagger
+
+# What members must share to be averaged: the same outputs, decoded the same way.
+SHARED = ("vocab_size", "num_tags", "num_intents", "head", "constrained_decoding", "num_chars")
+
+
+class Ensemble(nn.Module):
+    """Decodes the average of its members' scores: a product of experts.
+
+    Softmax members: the mean of their per-token log-probabilities, then argmax (or
+    BIO-constrained Viterbi). CRF members: one CRF whose emission, start, end and transition
+    scores are the members' means, then Viterbi; since each member's log p(y) is its path
+    score minus a constant per sentence, that path maximises the members' mean log p(y).
+    Intents: the mean of the members' intent log-probabilities. Members are independent
+    taggers (different seeds), each trained as usual; the ensemble only predicts.
+
+    Args:
+        members: taggers over the same vocabulary and tag set (equal :data:`SHARED` settings).
+    """
+
+    def __init__(self, members: Sequence[Tagger]):
+        super().__init__()
+        if len(members) < 1:
+            raise ValueError("an ensemble needs at least one member")
+        first = members[0].hparams
+        for i, member in enumerate(members[1:], start=1):
+            differs = [k for k in SHARED if member.hparams[k] != first[k]]
+            if differs:
+                raise ValueError(f"ensemble member {i} differs from member 0 in {', '.join(differs)}")
+        self.members = nn.ModuleList(members)
+
+    @property
+    def intents(self) -> nn.Module | None:
+        return self.members[0].intents
+
+    @property
+    def constrained_decoding(self) -> bool:
+        return self.members[0].constrained_decoding
+
+    def set_tag_constraints(self, tags: list[str]) -> None:
+        for member in self.members:
+            member.set_tag_constraints(tags)
+
+    def averaged_crf(self) -> CRF | None:
+        """A CRF holding the members' mean start, end and transition scores (``None`` for softmax members)."""
+        crfs = [m.crf for m in self.members]
+        if crfs[0] is None:
+            return None
+        mean = CRF(crfs[0].transitions.size(0)).to(crfs[0].transitions.device)
+        with torch.no_grad():
+            for name in ("start", "end", "transitions"):
+                getattr(mean, name).copy_(torch.stack([getattr(c, name) for c in crfs]).mean(0))
+        return mean
+
+    @torch.no_grad()
+    def predict(
+        self,
+        words: torch.Tensor,
+        lengths: torch.Tensor,
+        constrained: bool | None = None,
+        chars: torch.Tensor | None = None,
+    ) -> tuple[list[list[int]], list[int] | None]:
+        """As :meth:`Tagger.predict`, from the members' mean scores."""
+        outs = [m(words, lengths, chars=chars) for m in self.members]
+        crf = self.averaged_crf()
+        # CRF scores are averaged as they are; softmax scores as log-probabilities.
+        slot = (lambda o: o["logits"]) if crf is not None else (lambda o: o["logits"].log_softmax(-1))
+        out = {"logits": torch.stack([slot(o) for o in outs]).mean(0), "mask": outs[0]["mask"]}
+        if "intent_logits" in outs[0]:
+            out["intent_logits"] = torch.stack([o["intent_logits"].log_softmax(-1) for o in outs]).mean(0)
+        return self.members[0].decode(out, lengths, constrained, crf)

@@ -1,0 +1,138 @@
+"""Ensembles: the averaged decoding by hand and by enumeration, and trainer.ensemble end to end."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from slotfill.checkpoint import load_checkpoint, save_checkpoint
+from slotfill.cli import evaluate_checkpoint
+from slotfill.errors import CheckpointError, SlotfillError
+from slotfill.export import export_checkpoint
+from slotfill.inference import SlotTagger
+from slotfill.model import Tagger
+from slotfill.model.ensemble import Ensemble
+from slotfill.training import run
+from tests.conftest import compose_eval, compose_train
+
+WORDS = torch.tensor([[3, 4, 5], [6, 7, 0]])
+LENGTHS = torch.tensor([3, 2])
+
+
+def member(seed: int, **kwargs) -> Tagger:
+    torch.manual_seed(seed)
+    args = dict(vocab_size=10, num_tags=3, num_intents=2, embedding_dim=4, hidden_size=3, dropout=0.0)
+    model = Tagger(**{**args, **kwargs}).eval()
+    if model.crf is not None:  # non-zero CRF scores, different in each member
+        with torch.no_grad():
+            for p in model.crf.parameters():
+                p.normal_()
+    return model
+
+
+def test_softmax_members_decode_the_mean_log_probabilities():
+    members = [member(s) for s in range(3)]
+    paths, intents = Ensemble(members).predict(WORDS, LENGTHS)
+    outs = [m(WORDS, LENGTHS) for m in members]
+    mean = torch.stack([o["logits"].log_softmax(-1) for o in outs]).mean(0)
+    assert paths == [mean[0].argmax(-1).tolist(), mean[1, :2].argmax(-1).tolist()]
+    mean_intent = torch.stack([o["intent_logits"].log_softmax(-1) for o in outs]).mean(0)
+    assert intents == mean_intent.argmax(-1).tolist()
+    # One member is that member.
+    assert Ensemble(members[:1]).predict(WORDS, LENGTHS) == members[0].predict(WORDS, LENGTHS)
+
+
+def test_crf_members_decode_the_path_of_highest_mean_log_probability():
+    """Averaging the CRF scores picks argmax_y of the members' mean log p(y), checked by enumeration."""
+    members = [member(s, head="crf") for s in range(3)]
+    paths, _ = Ensemble(members).predict(WORDS, LENGTHS)
+    for row, n in enumerate(LENGTHS.tolist()):
+        words, lengths = WORDS[row : row + 1, :n], LENGTHS[row : row + 1]
+        best, best_score = None, -float("inf")
+        for path in itertools.product(range(3), repeat=n):
+            tags = torch.tensor([path])
+            mask = torch.ones(1, n, dtype=torch.bool)
+            logp = [-m.crf.nll(m(words, lengths)["logits"], tags, mask) for m in members]
+            score = float(torch.stack(logp).mean())
+            if score > best_score:
+                best, best_score = list(path), score
+        assert paths[row] == best
+
+
+def test_constrained_decoding_applies_to_the_ensemble():
+    tags = ["O", "B-x", "I-x"]
+    members = [member(s, head="crf") for s in range(2)]
+    ensemble = Ensemble(members)
+    ensemble.set_tag_constraints(tags)
+    with torch.no_grad():  # make O -> I-x and a start in I-x very attractive
+        for m in members:
+            m.crf.transitions[0, 2] = 50.0
+            m.crf.start[2] = 50.0
+    free, _ = ensemble.predict(WORDS, LENGTHS, constrained=False)
+    bound, _ = ensemble.predict(WORDS, LENGTHS, constrained=True)
+    assert any(path[0] == 2 for path in free)
+    for path in bound:
+        assert path[0] != 2 and all(not (a == 0 and b == 2) for a, b in zip(path, path[1:]))
+
+
+def test_members_must_share_their_outputs():
+    with pytest.raises(ValueError, match="member 1 differs from member 0 in num_tags"):
+        Ensemble([member(0), member(1, num_tags=4)])
+    with pytest.raises(ValueError, match="at least one member"):
+        Ensemble([])
+
+
+def test_trainer_ensemble_trains_members_with_consecutive_seeds_and_scores_them_as_one(tiny_corpus: Path, tmp_path: Path):
+    base = ["data=folder", f"data.dir={tiny_corpus}", "trainer.max_epochs=3", "model.dropout=0.2"]
+    results = run(compose_train(base + ["trainer.ensemble=2", "seed=1"]), tmp_path / "ens")
+    members = results["ensemble"]["members"]
+    assert [m["seed"] for m in members] == [2, 3]
+    # Member 1 is exactly the single run with seed 3.
+    single = run(compose_train(base + ["seed=3"]), tmp_path / "single")
+    assert members[1]["test_f1"] == single["test"]["f1"] and members[1]["dev_f1"] == single["dev"]["f1"]
+    on_disk = json.loads((tmp_path / "ens" / "results.json").read_text())
+    assert on_disk["test"]["f1"] == results["test"]["f1"] and on_disk["ensemble"]["size"] == 2
+    assert on_disk["epochs"] == sum(m["epochs"] for m in members)
+    assert (tmp_path / "ens" / "predictions" / "test.conll").is_file()
+
+    # The run folder's checkpoint is the ensemble: evaluate reproduces its test F1.
+    tagger = SlotTagger.load(tmp_path / "ens")
+    assert isinstance(tagger.model, Ensemble) and len(tagger.model.members) == 2
+    f1 = evaluate_checkpoint(compose_eval([f"ckpt_path={tmp_path / 'ens'}"]), tmp_path / "eval")
+    assert f1 == pytest.approx(results["test"]["f1"], abs=1e-12)
+    assert len(tagger.tag(["flights from boston to denver"])[0]["tags"]) == 5
+
+    # Running it again in its folder keeps the finished members and gives the same scores.
+    best = tmp_path / "ens" / "members" / "0" / "checkpoints" / "best.pt"
+    before = best.stat().st_mtime_ns
+    again = run(compose_train(base + ["trainer.ensemble=2", "seed=1", f"resume={tmp_path / 'ens'}"]), tmp_path / "elsewhere")
+    assert best.stat().st_mtime_ns == before and again["test"] == results["test"]
+
+    # Members in parallel processes are the same models.
+    parallel = run(compose_train(base + ["trainer.ensemble=2", "trainer.ensemble_jobs=2", "seed=1", "threads=1"]),
+                   tmp_path / "par")
+    assert parallel["test"] == results["test"] and parallel["dev"] == results["dev"]
+
+    with pytest.raises(SlotfillError, match="exports one member at a time"):
+        export_checkpoint(tmp_path / "ens", "torchscript", tmp_path / "export")
+
+
+def test_a_member_folder_of_another_config_is_refused(tiny_corpus: Path, tmp_path: Path):
+    base = ["data=folder", f"data.dir={tiny_corpus}", "trainer.max_epochs=2", "trainer.ensemble=2"]
+    run(compose_train(base), tmp_path / "ens")
+    with pytest.raises(SlotfillError, match="holds a finished run of another config"):
+        run(compose_train(base + ["model.hidden_size=8"]), tmp_path / "ens")
+
+
+def test_ensemble_checkpoint_without_member_weights_is_refused(tiny_corpus: Path, tmp_path: Path):
+    run(compose_train(["data=folder", f"data.dir={tiny_corpus}", "trainer.max_epochs=2", "trainer.ensemble=2"]),
+        tmp_path / "ens")
+    state = load_checkpoint(tmp_path / "ens")
+    del state["members"][1]["model_state"]
+    save_checkpoint(state, tmp_path / "broken.pt")
+    with pytest.raises(CheckpointError, match="not a slotfill checkpoint"):
+        SlotTagger.load(tmp_path / "broken.pt")
