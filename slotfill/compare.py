@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 # Keys that do not change what is trained (or that a sweep varies on purpose: the seed).
 IGNORED_KEYS = (
     "seed", "threads", "device", "resume", "trainer.progress", "trainer.eval_batch_size",
-    "trainer.checkpoint_every_n_steps",
+    "trainer.checkpoint_every_n_steps", "trainer.ensemble_jobs",
 )
 IGNORED_PREFIXES = ("hydra.", "logger.")
 SKIP_DIRS = {"members", "checkpoints", "tensorboard", "predictions", ".hydra", ".submitit", "__pycache__"}

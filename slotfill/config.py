@@ -78,6 +78,7 @@ class ModelConfig:
     lm_loss_weight: float = 0.0  # > 0: auxiliary next/previous-word loss on the first layer (training only)
     lm_vocab: int = 5000  # words that loss predicts, most frequent first (rarer ones: <unk>)
     lm_hidden: int = 50  # its tanh layer
+    intent_slot_bias: bool = False  # slot scores += softmax(intent scores) @ a learned (intents x tags) matrix
 
 
 @dataclass

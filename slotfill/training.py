@@ -121,6 +121,11 @@ def check_writable(output_dir: Path) -> None:
 
 def build_model(cfg: DictConfig, vocab: Vocab, tagset: TagSet, labels: LabelSet | None) -> Tagger:
     m = cfg.model
+    if m.intent_slot_bias and labels is None:
+        raise ConfigError(
+            f"model.intent_slot_bias=true needs an intent head, and this run has none (model.intent={m.intent}"
+            f"{'' if m.intent == 'off' else ', and the training data has no intents'}) -- set model.intent_slot_bias=false"
+        )
     model = Tagger(
         vocab_size=len(vocab),
         num_tags=len(tagset),
@@ -146,6 +151,7 @@ def build_model(cfg: DictConfig, vocab: Vocab, tagset: TagSet, labels: LabelSet 
         lm_loss_weight=m.lm_loss_weight,
         lm_vocab=m.lm_vocab,
         lm_hidden=m.lm_hidden,
+        intent_slot_bias=m.intent_slot_bias,
     )
     model.set_tag_constraints(tagset.itos)
     if m.pretrained_vectors:
@@ -202,6 +208,7 @@ def describe(model: Tagger) -> str:
     extra = f", context +-{h['context_window']}" if h["context_window"] else ""
     extra += ", self-attention" if h["attention"] else ""
     extra += f", language-model loss x{h['lm_loss_weight']:g}" if h["lm_loss_weight"] else ""
+    extra += ", intent-conditioned slot bias" if h["intent_slot_bias"] else ""
     intent = f", intent head ({h['num_intents']} intents)" if h["num_intents"] else ""
     return (
         f"{direction} {h['num_layers']}-layer {name}, hidden {h['hidden_size']}, "

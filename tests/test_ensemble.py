@@ -11,6 +11,7 @@ import torch
 
 from slotfill.checkpoint import load_checkpoint, save_checkpoint
 from slotfill.cli import evaluate_checkpoint
+from slotfill.compare import collect_runs, group_runs
 from slotfill.errors import CheckpointError, SlotfillError
 from slotfill.export import export_checkpoint
 from slotfill.inference import SlotTagger
@@ -116,6 +117,12 @@ def test_trainer_ensemble_trains_members_with_consecutive_seeds_and_scores_them_
     parallel = run(compose_train(base + ["trainer.ensemble=2", "trainer.ensemble_jobs=2", "seed=1", "threads=1"]),
                    tmp_path / "par")
     assert parallel["test"] == results["test"] and parallel["dev"] == results["dev"]
+
+    # A comparison counts each ensemble once (not its members), and ensemble_jobs does not
+    # split a group: the two ensembles are one configuration, the single run another.
+    runs = collect_runs(tmp_path)
+    assert sorted(r.path.name for r in runs) == ["ens", "par", "single"]
+    assert sorted(len(g.runs) for g in group_runs(runs)) == [1, 2]
 
     with pytest.raises(SlotfillError, match="exports one member at a time"):
         export_checkpoint(tmp_path / "ens", "torchscript", tmp_path / "export")

@@ -25,9 +25,10 @@ SMALL = [
 ]
 # Three small models that between them cover every cell, one and two directions, two layers,
 # the CRF head, BIO-constrained decoding, character features, a context window, no intent
-# head, a (training-only) language-model head, and each normaliser setting.
+# head, a (training-only) language-model head, the intent-conditioned slot bias, and each
+# normaliser setting.
 MODELS = {
-    "softmax": ["model.cell=lstm", "vocab.digits=zero", "model.lm_loss_weight=0.2"],
+    "softmax": ["model.cell=lstm", "vocab.digits=zero", "model.lm_loss_weight=0.2", "model.intent_slot_bias=true"],
     "crf": [
         "model.cell=gru", "model.head=crf", "model.constrained_decoding=true", "vocab.digits=token",
         "vocab.lowercase=false", "model.intent=off", "model.attention=true",

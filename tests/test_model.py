@@ -255,3 +255,45 @@ def test_attention_gets_gradients_and_is_off_by_default():
     model(words, lengths, torch.zeros_like(words), torch.tensor([0, 2]))["loss"].backward()
     for name in ("attention.query.weight", "attention.query.bias", "attention.key.weight"):
         assert model.get_parameter(name).grad.abs().sum() > 0, name
+
+
+# --------------------------------------------------------------------------- intent -> slot bias
+
+
+def test_intent_slot_bias_starts_at_zero_then_adds_the_intent_distribution_times_the_matrix():
+    plain = make_model(num_intents=3)
+    model = make_model(num_intents=3, intent_slot_bias=True)
+    assert model.intent_bias.shape == (3, 7) and make_model(num_intents=3).intent_bias is None
+    words, lengths = padded([[5, 9, 3, 7], [2, 3]])
+    # Zero at initialisation: exactly the plain model (same seed, same other weights).
+    torch.testing.assert_close(model(words, lengths)["logits"], plain(words, lengths)["logits"], rtol=0, atol=0)
+    with torch.no_grad():
+        model.intent_bias.copy_(torch.arange(21.0).reshape(3, 7) / 7)
+    out, base = model(words, lengths), plain(words, lengths)
+    for b in range(2):
+        shift = out["intent_logits"][b].softmax(-1) @ model.intent_bias  # (7,), the same at every token
+        for t in range(int(lengths[b])):
+            torch.testing.assert_close(out["logits"][b, t], base["logits"][b, t] + shift)
+    # Padding invariance holds with the bias (the intent head ignores padding).
+    alone = model(*padded([[2, 3]]))
+    torch.testing.assert_close(out["logits"][1, :2], alone["logits"][0], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+def test_with_intent_slot_bias_the_slot_loss_trains_the_intent_head(head):
+    model = make_model(num_intents=3, intent_slot_bias=True, intent_loss_weight=0.0, head=head).train()
+    with torch.no_grad():
+        model.intent_bias.normal_()
+    words, lengths = padded([[5, 9, 3, 7], [2, 3]])
+    tags = torch.tensor([[1, 2, 0, 3], [4, 0, 0, 0]])
+    model(words, lengths, tags, torch.tensor([0, 2]))["loss"].backward()
+    assert model.intents.linear.weight.grad.abs().sum() > 0 and model.intent_bias.grad.abs().sum() > 0
+    # Without the bias, intent weight 0 leaves the intent head untouched by the slot loss.
+    plain = make_model(num_intents=3, intent_loss_weight=0.0, head=head).train()
+    plain(words, lengths, tags, torch.tensor([0, 2]))["loss"].backward()
+    assert plain.intents.linear.weight.grad is None or plain.intents.linear.weight.grad.abs().sum() == 0
+
+
+def test_intent_slot_bias_without_an_intent_head_is_refused():
+    with pytest.raises(ValueError, match="needs an intent head"):
+        make_model(intent_slot_bias=True)

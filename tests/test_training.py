@@ -205,6 +205,9 @@ def test_intent_on_without_labels_is_a_config_error(tiny_corpus, tmp_path):
         train(cfg, tmp_path / "run")
     results = train(compose_train(["data=folder", f"data.dir={tiny_corpus}"]), tmp_path / "auto")
     assert "intent_accuracy" not in results["test"]
+    cfg = compose_train(["data=folder", f"data.dir={tiny_corpus}", "model.intent_slot_bias=true"])
+    with pytest.raises(ConfigError, match=r"intent_slot_bias=true needs an intent head.*training data has no intents"):
+        train(cfg, tmp_path / "bias")
 
 
 def test_pretrained_vectors_initialise_embeddings(tiny_corpus, tmp_path):

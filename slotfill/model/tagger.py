@@ -55,6 +55,10 @@ class Tagger(nn.Module):
             word, its backward states the previous one); 0 for none.
         lm_vocab: words that loss predicts, the most frequent first (the rest are ``<unk>``).
         lm_hidden: size of that loss's tanh layer.
+        intent_slot_bias: with an intent head, add to every token's slot scores the intent
+            distribution times a learned (intents x tags) matrix, so that the predicted intent
+            shifts the tags (ATIS labels a city ``city_name`` in ground-service questions and
+            ``toloc.city_name`` in flight questions); zero at initialisation.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class Tagger(nn.Module):
         lm_loss_weight: float = 0.0,
         lm_vocab: int = 5000,
         lm_hidden: int = 50,
+        intent_slot_bias: bool = False,
     ):
         super().__init__()
         self.hparams: dict[str, Any] = {
@@ -97,6 +102,7 @@ class Tagger(nn.Module):
             "num_chars": num_chars, "char_dim": char_dim, "char_filters": char_filters,
             "char_kernel": char_kernel, "attention": attention,
             "lm_loss_weight": lm_loss_weight, "lm_vocab": lm_vocab, "lm_hidden": lm_hidden,
+            "intent_slot_bias": intent_slot_bias,
         }
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -113,6 +119,9 @@ class Tagger(nn.Module):
         self.slots = SoftmaxHead(states_dim, num_tags, out_p)
         self.intents = IntentHead(states_dim, num_intents, out_p) if num_intents else None
         self.intent_loss_weight = intent_loss_weight
+        if intent_slot_bias and not num_intents:
+            raise ValueError("intent_slot_bias needs an intent head (num_intents > 0)")
+        self.intent_bias = nn.Parameter(torch.zeros(num_intents, num_tags)) if intent_slot_bias else None
         self.crf = CRF(num_tags) if head == "crf" else None
         self.lm = None
         if lm_loss_weight > 0:
@@ -198,8 +207,19 @@ class Tagger(nn.Module):
         return (states, first) if first_layer else states
 
     def score(self, states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Slot scores (B, T, C) and intent scores (B, I) (``None`` without an intent head) from :meth:`encode`'s states."""
-        return self.slots(states), None if self.intents is None else self.intents(states, mask)
+        """Slot scores (B, T, C) and intent scores (B, I) (``None`` without an intent head) from :meth:`encode`'s states.
+
+        With ``intent_slot_bias``, every token's slot scores gain softmax(intent scores) @ the
+        (I, C) bias matrix: the same shift for all tokens of an utterance, differentiable, so
+        the slot loss trains the intent head too.
+        """
+        slot_scores = self.slots(states)
+        if self.intents is None:
+            return slot_scores, None
+        intent_scores = self.intents(states, mask)
+        if self.intent_bias is not None:
+            slot_scores = slot_scores + (intent_scores.softmax(-1) @ self.intent_bias).unsqueeze(1)
+        return slot_scores, intent_scores
 
     def loss(
         self,
