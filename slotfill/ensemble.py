@@ -9,9 +9,11 @@ runs of a seed sweep are the members of the ensembles.
 The run folder then holds the ensemble's ``checkpoints/best.pt`` (every member's weights;
 ``evaluate.py`` and :class:`~slotfill.inference.SlotTagger` load it as an
 :class:`~slotfill.model.ensemble.Ensemble`), its dev and test predictions, and a
-``results.json`` with the ensemble's scores and each member's. Running the same command
-again in the same folder (``resume=<run dir>``, or ``resume=auto`` with ``hydra.run.dir``)
-keeps the members that finished and resumes the others from their ``last.pt``.
+``results.json`` with the ensemble's scores and each member's. ``resume=<run dir>`` (alone:
+the folder's saved config is used), or the same command again in the same folder, keeps the
+members that finished and resumes the others from their ``last.pt``. A stop signal
+(SIGINT/SIGTERM/SIGUSR1) lets the members in training save their state, also in worker
+processes, and ends with :class:`EnsembleInterrupted` (exit code 128 + signal).
 
 With ``trainer.ensemble_jobs=j`` > 1, j members train at once, each in its own process; with
 ``threads=0`` each gets ``cores // j`` threads (the result of a member depends on its thread
@@ -23,8 +25,14 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
+import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +50,19 @@ from slotfill.vocab import LabelSet, TagSet, Vocab
 log = logging.getLogger(__name__)
 
 MEMBERS = "members"
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR1")
+
+
+class EnsembleInterrupted(SlotfillError):
+    """A stop signal reached an ensemble run: finished members stay, the others saved their state."""
+
+    def __init__(self, signum: int, output_dir: Path):
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name}: finished members are kept, members in training saved their "
+            f"state in {output_dir / MEMBERS}/<i>/checkpoints/last.pt; resume with: python train.py resume={output_dir}"
+        )
 
 
 def member_seed(seed: int, size: int, index: int) -> int:
@@ -71,11 +92,41 @@ def _finished(cfg: DictConfig, member_dir: Path) -> dict[str, Any] | None:
         return None
     if results.get("status") != "finished":
         return None
-    wanted = {k: v for k, v in OmegaConf.to_container(cfg).items() if k != "resume"}
-    found = {k: v for k, v in (results.get("config") or {}).items() if k != "resume"}
-    if found != wanted:
-        raise SlotfillError(f"{member_dir}: holds a finished run of another config -- train the ensemble into a new run folder")
+    wanted = _flat({k: v for k, v in OmegaConf.to_container(cfg).items() if k != "resume"})
+    found = _flat({k: v for k, v in (results.get("config") or {}).items() if k != "resume"})
+    defaults = _schema_defaults()
+    # An option added to slotfill after the member finished is absent from its config; at its
+    # default it changes nothing, so the member is kept.
+    differs = sorted(k for k in found.keys() | wanted.keys()
+                     if found.get(k, defaults.get(k, _ABSENT)) != wanted.get(k, _ABSENT))
+    if differs:
+        raise SlotfillError(
+            f"{member_dir}: holds a finished run of another config ({', '.join(differs[:3])}"
+            f"{', ...' if len(differs) > 3 else ''} differ) -- train the ensemble into a new run folder"
+        )
     return results
+
+
+_ABSENT = object()
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _schema_defaults() -> dict[str, Any]:
+    """Every option's schema default, flattened (``model.dropout`` -> 0.5)."""
+    from slotfill import config as schema
+
+    groups = {"model": schema.ModelConfig, "vocab": schema.VocabConfig, "trainer": schema.TrainerConfig,
+              "logger": schema.LoggerConfig, "scheduler": schema.SchedulerConfig}
+    return _flat({name: OmegaConf.to_container(OmegaConf.structured(node)) for name, node in groups.items()})
 
 
 def _train_member(cfg: DictConfig, member_dir: Path) -> dict[str, Any]:
@@ -84,26 +135,85 @@ def _train_member(cfg: DictConfig, member_dir: Path) -> dict[str, Any]:
     return _finished(cfg, member_dir) or run(cfg, member_dir)
 
 
+_stop_received: int | None = None  # in a worker process: a stop signal arrived outside ``train``
+
+
+def _record_stop(signum: int, frame: Any) -> None:
+    global _stop_received
+    _stop_received = signum
+
+
+def _record_stop_signals() -> None:
+    """Worker initializer: outside ``train`` (which handles them itself) a stop signal is only
+    recorded, and the worker then starts no further member."""
+    for name in STOP_SIGNALS:
+        signal.signal(getattr(signal, name), _record_stop)
+
+
 def _member_process(container: dict[str, Any], member_dir: str, index: int) -> tuple[str, Any]:
-    """Runs in a worker process: one member, with its own log file; errors come back as text."""
+    """Runs in a worker process: one member, with its own log file; errors come back as text,
+    a stop signal (after the member saved its state) as ``("interrupted", signum)``."""
+    from slotfill.training import TrainingInterrupted
+
+    if _stop_received is not None:
+        return "interrupted", _stop_received
     member_dir_path = Path(member_dir)
     member_dir_path.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter(f"[%(asctime)s][member {index}][%(name)s][%(levelname)s] - %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(member_dir_path / "train.log")):
+    handlers = (logging.StreamHandler(sys.stderr), logging.FileHandler(member_dir_path / "train.log"))
+    for handler in handlers:
         handler.setFormatter(fmt)
         root.addHandler(handler)
     try:
         return "ok", _train_member(OmegaConf.create(container), member_dir_path)
+    except TrainingInterrupted as err:
+        return "interrupted", err.signum
     except SlotfillError as err:
         return "error", str(err)
+    finally:  # the worker trains the next member with that member's handlers only
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
+
+
+@contextmanager
+def _forward_stop_signals(pool: ProcessPoolExecutor, futures: list[Future]) -> Iterator[list[int]]:
+    """While the members train in ``pool``: a stop signal to this process cancels the members
+    not yet started and is passed on to the workers, whose ``train`` saves its state and stops.
+    Yields the list of signals received and the function that sends the first one again."""
+    received: list[int] = []
+
+    def forward(signum: int, frame: Any) -> None:
+        if not received:
+            log.warning("received %s: members in training save their state, then the ensemble stops", signal.Signals(signum).name)
+        received.append(signum)
+        for future in futures:
+            future.cancel()  # only those not started
+        resend()
+
+    def resend() -> None:
+        # The pool has no public handle on its workers. A worker still setting up a member
+        # only records the signal, so it is sent again until every member has stopped.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            if process.is_alive():
+                os.kill(process.pid, received[0])
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {getattr(signal, n): signal.signal(getattr(signal, n), forward) for n in STOP_SIGNALS}
+    try:
+        yield received, resend
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def train_ensemble(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
     """Train (or finish training) every member, then score the ensemble; returns its ``results.json``."""
     from slotfill.sweep import available_cores
-    from slotfill.training import check_writable, resolve_device
+    from slotfill.training import TrainingInterrupted, check_writable, resolve_device
 
     output_dir = Path(output_dir)
     check_writable(output_dir)
@@ -116,20 +226,45 @@ def train_ensemble(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
     if jobs == 1:
         for i, member_dir in enumerate(dirs):
             log.info("ensemble member %d of %d (seed %d)", i + 1, size, seeds[i])
-            members.append(_train_member(member_config(cfg, i), member_dir))
+            try:
+                members.append(_train_member(member_config(cfg, i), member_dir))
+            except TrainingInterrupted as err:
+                raise EnsembleInterrupted(err.signum, output_dir) from None
     else:
         threads = cfg.threads or max(1, available_cores() // jobs)
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_record_stop_signals) as pool:
             futures = [
                 pool.submit(_member_process, OmegaConf.to_container(member_config(cfg, i, threads)), str(d), i)
                 for i, d in enumerate(dirs)
             ]
-            for i, future in enumerate(futures):
-                status, value = future.result()
-                if status == "error":
-                    raise SlotfillError(f"ensemble member {i} ({dirs[i]}): {value}")
-                members.append(value)
+            with _forward_stop_signals(pool, futures) as (received, resend):
+                # Wake up often: the signal handler runs only when this (main) thread does.
+                while not all(f.done() for f in futures):
+                    wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
+                    if received:
+                        resend()
+                    for i, future in enumerate(futures):
+                        if future.done() and not future.cancelled() and future.exception() is None:
+                            status, value = future.result()
+                            if status == "error":
+                                raise SlotfillError(f"ensemble member {i} ({dirs[i]}): {value}")
+                for i, future in enumerate(futures):
+                    try:
+                        status, value = future.result()
+                    except CancelledError:
+                        continue
+                    except BrokenProcessPool:
+                        raise SlotfillError(
+                            f"ensemble member {i} ({dirs[i]}): its process died -- finished members are kept; "
+                            f"resume with: python train.py resume={output_dir}"
+                        ) from None
+                    if status == "interrupted":
+                        received.append(value)
+                    else:
+                        members.append(value)
+            if received:
+                raise EnsembleInterrupted(received[0], output_dir)
     return score_ensemble(cfg, output_dir, dirs, members, resolve_device(cfg.device))
 
 

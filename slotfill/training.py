@@ -363,15 +363,17 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
     """
     output_dir = Path(output_dir)
     resume = cfg.get("resume")
-    if cfg.trainer.ensemble > 1:
+    named = Path(resume) if resume and resume != "auto" else None
+    if cfg.trainer.ensemble > 1 or (named is not None and (named / "members").is_dir()):
         from slotfill.ensemble import train_ensemble
 
-        validate_train(cfg)
-        if resume and resume != "auto":  # the ensemble's folder: finished members stay, the others resume
-            output_dir = Path(resume)
+        if named is not None:  # the ensemble's folder: finished members stay, the others resume
+            output_dir = named
             if not (output_dir / "config.yaml").is_file():
                 raise SlotfillError(f"resume={resume}: not an ensemble run folder (no config.yaml) -- pass the folder of an interrupted ensemble run")
             cfg = OmegaConf.load(output_dir / "config.yaml")
+            log.info("resuming the ensemble in %s with its saved config", output_dir)
+        validate_train(cfg)
         return train_ensemble(cfg, output_dir)
     if not resume:
         return train(cfg, output_dir)

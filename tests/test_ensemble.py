@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -131,8 +135,19 @@ def test_trainer_ensemble_trains_members_with_consecutive_seeds_and_scores_them_
 def test_a_member_folder_of_another_config_is_refused(tiny_corpus: Path, tmp_path: Path):
     base = ["data=folder", f"data.dir={tiny_corpus}", "trainer.max_epochs=2", "trainer.ensemble=2"]
     run(compose_train(base), tmp_path / "ens")
-    with pytest.raises(SlotfillError, match="holds a finished run of another config"):
+    with pytest.raises(SlotfillError, match=r"holds a finished run of another config \(model.hidden_size differ\)"):
         run(compose_train(base + ["model.hidden_size=8"]), tmp_path / "ens")
+    # A member trained before an option existed (absent from its config) is kept while the
+    # option stays at its default.
+    results = tmp_path / "ens" / "members" / "0" / "results.json"
+    older = json.loads(results.read_text())
+    del older["config"]["model"]["intent_slot_bias"]
+    results.write_text(json.dumps(older))
+    before = results.stat().st_mtime_ns
+    run(compose_train(base), tmp_path / "ens")
+    assert results.stat().st_mtime_ns == before
+    with pytest.raises(SlotfillError, match=r"another config \(model.intent_slot_bias differ\)"):
+        run(compose_train(base + ["model.intent_slot_bias=true"]), tmp_path / "ens")
 
 
 def test_ensemble_checkpoint_without_member_weights_is_refused(tiny_corpus: Path, tmp_path: Path):
@@ -143,3 +158,74 @@ def test_ensemble_checkpoint_without_member_weights_is_refused(tiny_corpus: Path
     save_checkpoint(state, tmp_path / "broken.pt")
     with pytest.raises(CheckpointError, match="not a slotfill checkpoint"):
         SlotTagger.load(tmp_path / "broken.pt")
+
+
+STOPPABLE = ["trainer.ensemble=2", "trainer.max_epochs=3", "trainer.patience=10", "model.dropout=0.2", "trainer.batch_size=2"]
+
+
+def test_a_stop_signal_keeps_finished_members_and_resume_finishes_the_ensemble_exactly(
+    tiny_corpus: Path, tmp_path: Path, monkeypatch
+):
+    from slotfill import training
+    from slotfill.ensemble import EnsembleInterrupted
+
+    data = ["data=folder", f"data.dir={tiny_corpus}"]
+    reference = run(compose_train(data + STOPPABLE), tmp_path / "ref")
+
+    calls = {"n": 0}
+    real_clip = training.clip_grad_norm
+    steps_per_member = reference["steps"] // 2  # both members run all 3 epochs
+
+    def clip_and_signal(params, max_norm):
+        calls["n"] += 1
+        if calls["n"] == steps_per_member + steps_per_member // 3 + 1:  # member 1, epoch 2: a SIGTERM mid-step
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_clip(params, max_norm)
+
+    monkeypatch.setattr(training, "clip_grad_norm", clip_and_signal)
+    cut = tmp_path / "cut"
+    with pytest.raises(EnsembleInterrupted, match=rf"stopped by SIGTERM: finished members are kept.*resume with: python train.py resume={cut}$"):
+        run(compose_train(data + STOPPABLE), cut)
+    monkeypatch.setattr(training, "clip_grad_norm", real_clip)
+    assert json.loads((cut / "members" / "0" / "results.json").read_text())["status"] == "finished"
+    assert not (cut / "members" / "1" / "results.json").exists() and (cut / "members" / "1" / "checkpoints" / "last.pt").is_file()
+    assert not (cut / "results.json").exists()
+
+    # resume=<ensemble folder> alone: its saved config, member 0 kept, member 1 continued exactly.
+    resumed = run(compose_train([f"resume={cut}"]), tmp_path / "elsewhere")
+    assert not (tmp_path / "elsewhere").exists()
+    assert resumed["test"] == reference["test"] and resumed["dev"] == reference["dev"]
+    assert [m["test_f1"] for m in resumed["ensemble"]["members"]] == [m["test_f1"] for m in reference["ensemble"]["members"]]
+
+
+def test_a_stop_signal_reaches_members_training_in_other_processes(tiny_corpus: Path, tmp_path: Path):
+    from slotfill.ensemble import EnsembleInterrupted
+
+    long = ["trainer.max_epochs=400", "trainer.patience=400", "trainer.ensemble_jobs=2", "threads=1"]
+    cfg = compose_train(["data=folder", f"data.dir={tiny_corpus}", *STOPPABLE, *long])
+    out = tmp_path / "par"
+    started = [out / "members" / str(i) / "checkpoints" / "last.pt" for i in range(2)]
+
+    def signal_once_training() -> None:  # after a member's first epoch, SIGTERM to this process
+        deadline = time.monotonic() + 120
+        while not any(p.is_file() for p in started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=signal_once_training, daemon=True).start()
+    with pytest.raises(EnsembleInterrupted, match="stopped by SIGTERM"):
+        run(cfg, out)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored
+    for i in range(2):  # each member saved its state, none ran to the end
+        results = out / "members" / str(i) / "results.json"
+        assert not results.exists() or json.loads(results.read_text())["epochs"] < 400
+    assert any(p.is_file() for p in started)
+
+
+def test_a_worker_that_trains_several_members_logs_each_into_its_own_file(tiny_corpus: Path, tmp_path: Path):
+    cfg = compose_train(["data=folder", f"data.dir={tiny_corpus}", "trainer.max_epochs=1", "trainer.ensemble=3",
+                         "trainer.ensemble_jobs=2", "threads=1"])
+    run(cfg, tmp_path / "ens")  # two workers, three members: one worker trains two
+    for i in range(3):
+        log = (tmp_path / "ens" / "members" / str(i) / "train.log").read_text()
+        assert log.count("] - model: ") == 1, log
