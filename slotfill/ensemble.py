@@ -29,7 +29,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -41,6 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import slotfill
 from slotfill.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from slotfill.compare import flatten
 from slotfill.data.loading import load_splits
 from slotfill.errors import SlotfillError
 from slotfill.evaluation import score_both_decodings, write_predictions
@@ -92,8 +93,8 @@ def _finished(cfg: DictConfig, member_dir: Path) -> dict[str, Any] | None:
         return None
     if results.get("status") != "finished":
         return None
-    wanted = _flat({k: v for k, v in OmegaConf.to_container(cfg).items() if k != "resume"})
-    found = _flat({k: v for k, v in (results.get("config") or {}).items() if k != "resume"})
+    wanted = flatten({k: v for k, v in OmegaConf.to_container(cfg).items() if k != "resume"})
+    found = flatten({k: v for k, v in (results.get("config") or {}).items() if k != "resume"})
     defaults = _schema_defaults()
     # An option added to slotfill after the member finished is absent from its config; at its
     # default it changes nothing, so the member is kept.
@@ -110,23 +111,13 @@ def _finished(cfg: DictConfig, member_dir: Path) -> dict[str, Any] | None:
 _ABSENT = object()
 
 
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _schema_defaults() -> dict[str, Any]:
     """Every option's schema default, flattened (``model.dropout`` -> 0.5)."""
     from slotfill import config as schema
 
     groups = {"model": schema.ModelConfig, "vocab": schema.VocabConfig, "trainer": schema.TrainerConfig,
               "logger": schema.LoggerConfig, "scheduler": schema.SchedulerConfig}
-    return _flat({name: OmegaConf.to_container(OmegaConf.structured(node)) for name, node in groups.items()})
+    return flatten({name: OmegaConf.to_container(OmegaConf.structured(node)) for name, node in groups.items()})
 
 
 def _train_member(cfg: DictConfig, member_dir: Path) -> dict[str, Any]:
@@ -179,7 +170,7 @@ def _member_process(container: dict[str, Any], member_dir: str, index: int) -> t
 
 
 @contextmanager
-def _forward_stop_signals(pool: ProcessPoolExecutor, futures: list[Future]) -> Iterator[list[int]]:
+def _forward_stop_signals(pool: ProcessPoolExecutor, futures: list[Future]) -> Iterator[tuple[list[int], Callable[[], None]]]:
     """While the members train in ``pool``: a stop signal to this process cancels the members
     not yet started and is passed on to the workers, whose ``train`` saves its state and stops.
     Yields the list of signals received and the function that sends the first one again."""
