@@ -93,13 +93,14 @@ def _finished(cfg: DictConfig, member_dir: Path) -> dict[str, Any] | None:
         return None
     if results.get("status") != "finished":
         return None
+    from slotfill.training import with_schema_defaults
+
     wanted = flatten({k: v for k, v in OmegaConf.to_container(cfg).items() if k != "resume"})
-    found = flatten({k: v for k, v in (results.get("config") or {}).items() if k != "resume"})
-    defaults = _schema_defaults()
     # An option added to slotfill after the member finished is absent from its config; at its
     # default it changes nothing, so the member is kept.
-    differs = sorted(k for k in found.keys() | wanted.keys()
-                     if found.get(k, defaults.get(k, _ABSENT)) != wanted.get(k, _ABSENT))
+    saved = OmegaConf.to_container(with_schema_defaults(OmegaConf.create(results.get("config") or {})))
+    found = flatten({k: v for k, v in saved.items() if k != "resume"})
+    differs = sorted(k for k in found.keys() | wanted.keys() if found.get(k, _ABSENT) != wanted.get(k, _ABSENT))
     if differs:
         raise SlotfillError(
             f"{member_dir}: holds a finished run of another config ({', '.join(differs[:3])}"
@@ -109,15 +110,6 @@ def _finished(cfg: DictConfig, member_dir: Path) -> dict[str, Any] | None:
 
 
 _ABSENT = object()
-
-
-def _schema_defaults() -> dict[str, Any]:
-    """Every option's schema default, flattened (``model.dropout`` -> 0.5)."""
-    from slotfill import config as schema
-
-    groups = {"model": schema.ModelConfig, "vocab": schema.VocabConfig, "trainer": schema.TrainerConfig,
-              "logger": schema.LoggerConfig, "scheduler": schema.SchedulerConfig}
-    return flatten({name: OmegaConf.to_container(OmegaConf.structured(node)) for name, node in groups.items()})
 
 
 def _train_member(cfg: DictConfig, member_dir: Path) -> dict[str, Any]:

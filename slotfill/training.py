@@ -355,6 +355,17 @@ def load_resume_state(path: Path) -> dict[str, Any]:
     return state
 
 
+def with_schema_defaults(saved: DictConfig) -> DictConfig:
+    """A config saved by an earlier slotfill, completed with the options added since, at their
+    schema defaults (which is what that run trained with)."""
+    from slotfill import config as schema
+
+    groups = {"model": schema.ModelConfig, "vocab": schema.VocabConfig, "trainer": schema.TrainerConfig,
+              "logger": schema.LoggerConfig}
+    base = OmegaConf.create({name: OmegaConf.to_container(OmegaConf.structured(node)) for name, node in groups.items()})
+    return OmegaConf.merge(base, saved)
+
+
 def run(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
     """Train as ``cfg`` says, or continue the run that ``cfg.resume`` names.
 
@@ -383,7 +394,7 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
     state = load_resume_state(path)
     if state["loop_state"]["finished"]:
         raise SlotfillError(f"{path}: that run has finished; nothing to resume (its results are in {path.parent.parent / 'results.json'})")
-    saved = OmegaConf.create(state["config"])
+    saved = with_schema_defaults(OmegaConf.create(state["config"]))
     saved.resume = str(resume)
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     log.info("resuming %s from %s with the run's saved config", run_dir, path)

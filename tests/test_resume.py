@@ -58,6 +58,9 @@ def test_stop_signal_saves_and_resume_is_exact(extra, tiny_corpus, tmp_path, mon
     assert (last["loop_state"]["epoch"], last["loop_state"]["batch_in_epoch"], last["loop_state"]["step"]) == (2, 2, 5)
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored
 
+    # As if cut by an earlier slotfill: options added since are absent from the saved config.
+    del last["config"]["model"]["intent_slot_bias"], last["config"]["trainer"]["ensemble"]
+    save_checkpoint(last, tmp_path / "cut" / "checkpoints" / "last.pt")
     resumed = run(compose_train([f"resume={tmp_path / 'cut'}"]), tmp_path / "elsewhere")
     assert resumed["resumed"] and resumed["run_dir"] == str(tmp_path / "cut")
     assert _comparable(resumed) == _comparable(reference)
