@@ -169,9 +169,7 @@ def _forward_stop_signals(pool: ProcessPoolExecutor, futures: list[Future]) -> I
     received: list[int] = []
 
     def forward(signum: int, frame: Any) -> None:
-        if not received:
-            log.warning("received %s: members in training save their state, then the ensemble stops", signal.Signals(signum).name)
-        received.append(signum)
+        received.append(signum)  # logged by the caller: a handler must not re-enter a write
         for future in futures:
             future.cancel()  # only those not started
         resend()
@@ -224,7 +222,7 @@ def train_ensemble(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
             with _forward_stop_signals(pool, futures) as (received, resend):
                 # Wake up often: the signal handler runs only when this (main) thread does.
                 while not all(f.done() for f in futures):
-                    wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
+                    wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
                     if received:
                         resend()
                     for i, future in enumerate(futures):
@@ -247,6 +245,7 @@ def train_ensemble(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
                     else:
                         members.append(value)
             if received:
+                log.warning("received %s: the members in training saved their state", signal.Signals(received[0]).name)
                 raise EnsembleInterrupted(received[0], output_dir)
     return score_ensemble(cfg, output_dir, dirs, members, resolve_device(cfg.device))
 

@@ -260,9 +260,10 @@ class _StopSignals:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        # Only record: logging here could re-enter a write the signal interrupted (and an
+        # ensemble's parent sends the signal again until the member stops).
         if self.received is None:
-            log.warning("received %s: finishing this step, then saving a checkpoint", signal.Signals(signum).name)
-        self.received = signum
+            self.received = signum
 
     def restore(self) -> None:
         for signum, handler in self.previous.items():
@@ -275,6 +276,7 @@ class _StopSignals:
     def deliver(self, output_dir: Path) -> None:
         signum = self.received
         assert signum is not None
+        log.warning("received %s: the step in flight finished and the state is saved", signal.Signals(signum).name)
         handler = self.previous.get(signum)
         self.restore()
         if callable(handler) and handler is not signal.default_int_handler:
