@@ -384,7 +384,7 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
             output_dir = named
             if not (output_dir / "config.yaml").is_file():
                 raise SlotfillError(f"resume={resume}: not an ensemble run folder (no config.yaml) -- pass the folder of an interrupted ensemble run")
-            cfg = OmegaConf.load(output_dir / "config.yaml")
+            cfg = with_schema_defaults(OmegaConf.load(output_dir / "config.yaml"))
             log.info("resuming the ensemble in %s with its saved config", output_dir)
         validate_train(cfg)
         return train_ensemble(cfg, output_dir)

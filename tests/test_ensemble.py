@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from slotfill.checkpoint import load_checkpoint, save_checkpoint
 from slotfill.cli import evaluate_checkpoint
@@ -191,7 +192,11 @@ def test_a_stop_signal_keeps_finished_members_and_resume_finishes_the_ensemble_e
     assert not (cut / "members" / "1" / "results.json").exists() and (cut / "members" / "1" / "checkpoints" / "last.pt").is_file()
     assert not (cut / "results.json").exists()
 
-    # resume=<ensemble folder> alone: its saved config, member 0 kept, member 1 continued exactly.
+    # resume=<ensemble folder> alone: its saved config, member 0 kept, member 1 continued exactly,
+    # also when that config predates an option (absent: its default).
+    saved = OmegaConf.load(cut / "config.yaml")
+    del saved.model["intent_slot_bias"]
+    OmegaConf.save(saved, cut / "config.yaml")
     resumed = run(compose_train([f"resume={cut}"]), tmp_path / "elsewhere")
     assert not (tmp_path / "elsewhere").exists()
     assert resumed["test"] == reference["test"] and resumed["dev"] == reference["dev"]
