@@ -219,34 +219,35 @@ def train_ensemble(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
                 pool.submit(_member_process, OmegaConf.to_container(member_config(cfg, i, threads)), str(d), i)
                 for i, d in enumerate(dirs)
             ]
+            finished: dict[int, dict[str, Any]] = {}
             with _forward_stop_signals(pool, futures) as (received, resend):
-                # Wake up often: the signal handler runs only when this (main) thread does.
-                while not all(f.done() for f in futures):
-                    wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+                pending = set(range(size))
+                while pending:
+                    # Wake up often: the signal handler runs only when this (main) thread does.
+                    wait([futures[i] for i in pending], timeout=0.5, return_when=FIRST_COMPLETED)
                     if received:
                         resend()
-                    for i, future in enumerate(futures):
-                        if future.done() and not future.cancelled() and future.exception() is None:
-                            status, value = future.result()
-                            if status == "error":
-                                raise SlotfillError(f"ensemble member {i} ({dirs[i]}): {value}")
-                for i, future in enumerate(futures):
-                    try:
-                        status, value = future.result()
-                    except CancelledError:
-                        continue
-                    except BrokenProcessPool:
-                        raise SlotfillError(
-                            f"ensemble member {i} ({dirs[i]}): its process died -- finished members are kept; "
-                            f"resume with: python train.py resume={output_dir}"
-                        ) from None
-                    if status == "interrupted":
-                        received.append(value)
-                    else:
-                        members.append(value)
+                    for i in sorted(i for i in pending if futures[i].done()):
+                        pending.discard(i)
+                        try:
+                            status, value = futures[i].result()
+                        except CancelledError:
+                            continue
+                        except BrokenProcessPool:
+                            raise SlotfillError(
+                                f"ensemble member {i} ({dirs[i]}): its process died -- finished members are kept; "
+                                f"resume with: python train.py resume={output_dir}"
+                            ) from None
+                        if status == "error":
+                            raise SlotfillError(f"ensemble member {i} ({dirs[i]}): {value}")
+                        if status == "interrupted":
+                            received.append(value)
+                        else:
+                            finished[i] = value
             if received:
                 log.warning("received %s: the members in training saved their state", signal.Signals(received[0]).name)
                 raise EnsembleInterrupted(received[0], output_dir)
+            members = [finished[i] for i in range(size)]
     return score_ensemble(cfg, output_dir, dirs, members, resolve_device(cfg.device))
 
 

@@ -567,7 +567,7 @@ def train(
                     words.to(device), batch.lengths,
                     batch.tags.to(device), None if batch.intents is None else batch.intents.to(device),
                     reduction=t.loss_reduction, chars=None if batch.chars is None else batch.chars.to(device),
-                    lm_words=batch.words.to(device),
+                    lm_words=None if model.lm is None else batch.words.to(device),
                 )
                 loss = out["loss"]
                 optimizer.zero_grad(set_to_none=True)
