@@ -362,8 +362,9 @@ def with_schema_defaults(saved: DictConfig) -> DictConfig:
     schema defaults (which is what that run trained with)."""
     from slotfill import config as schema
 
-    groups = {"model": schema.ModelConfig, "vocab": schema.VocabConfig, "trainer": schema.TrainerConfig,
-              "logger": schema.LoggerConfig}
+    # Every group with a structured schema (optim is a free-form partial, so it has none).
+    groups = {"data": schema.DataConfig, "model": schema.ModelConfig, "scheduler": schema.SchedulerConfig,
+              "logger": schema.LoggerConfig, "vocab": schema.VocabConfig, "trainer": schema.TrainerConfig}
     base = OmegaConf.create({name: OmegaConf.to_container(OmegaConf.structured(node)) for name, node in groups.items()})
     return OmegaConf.merge(base, saved)
 
