@@ -3,20 +3,51 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
-from slotfill.data.batching import EncodedSplit
+from slotfill.data.batching import Batch, EncodedSplit
 from slotfill.data.example import Example
 from slotfill.metrics import slot_scores
 from slotfill.model import Tagger
 from slotfill.vocab import LabelSet, TagSet, Vocab
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def map_batches(fn: Callable[[Batch], T], batches: Sequence[Batch], device: torch.device | str = "cpu") -> list[T]:
+    """``[fn(b) for b in batches]``; on a CPU with n >= 2 threads, n batches at a time, one thread each.
+
+    A batch's products are small (a few hundred rows), and splitting each over both cores
+    costs a synchronisation per time step: tagging ATIS's test split at batch 256 took 47 ms
+    with two threads per batch and 37 ms with two batches at once on one thread each. The
+    workers are a persistent pool of n threads; each sets one intra-op thread before its
+    batch, and the caller's n is set back afterwards (PyTorch keeps one process-wide count).
+    """
+    threads = torch.get_num_threads()
+    if torch.device(device).type != "cpu" or threads < 2 or len(batches) < 2:
+        return [fn(b) for b in batches]
+    pool = _POOLS.get(threads)
+    if pool is None:
+        pool = _POOLS[threads] = ThreadPoolExecutor(threads, "slotfill-predict")
+
+    def one_thread(batch: Batch) -> T:
+        torch.set_num_threads(1)
+        return fn(batch)
+
+    try:
+        return list(pool.map(one_thread, batches))
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass
@@ -46,10 +77,15 @@ def predict(
         model.eval()
     tags: list[list[str] | None] = [None] * len(split)
     intents: list[str | None] | None = [None] * len(split) if model.intents is not None and labels else None
-    try:
-        for batch in split.batches(batch_size):
+    batches = split.batches(batch_size)
+
+    def tag_batch(batch: Batch) -> tuple[list[list[int]], list[int] | None]:
+        with torch.inference_mode():  # thread-local: the workers need their own
             chars = None if batch.chars is None else batch.chars.to(device)
-            paths, intent_ids = model.predict(batch.words.to(device), batch.lengths, constrained, chars)
+            return model.predict(batch.words.to(device), batch.lengths, constrained, chars)
+
+    try:
+        for batch, (paths, intent_ids) in zip(batches, map_batches(tag_batch, batches, device)):
             for row, path, in zip(batch.index.tolist(), paths):
                 tags[row] = tagset.decode(path)
             if intents is not None and intent_ids is not None:

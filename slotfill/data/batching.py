@@ -101,20 +101,43 @@ class EncodedSplit:
     def batches(self, batch_size: int, generator: torch.Generator | None = None) -> list[Batch]:
         """Batches of similar length.
 
-        Without a generator: in length order (for evaluation). With one: lengths are sorted
+        Without a generator (evaluation): in length order, at most ``batch_size`` rows, and a
+        batch also ends where the length changes once it holds :data:`EVAL_MIN_ROWS` rows,
+        so a batch pads little without becoming tiny. With one (training): lengths are sorted
         with random tie-breaks, cut into batches, and the batches shuffled, so every epoch
         sees new batch compositions while padding stays small.
         """
-        n = len(self)
         if generator is None:
-            order = torch.argsort(self.lengths, stable=True)
-        else:
-            noise = torch.rand(n, generator=generator)
-            order = torch.argsort(self.lengths.double() + noise.double() * 0.999, stable=True)
+            return [self.batch(chunk) for chunk in length_runs(self.lengths, batch_size, EVAL_MIN_ROWS)]
+        noise = torch.rand(len(self), generator=generator)
+        order = torch.argsort(self.lengths.double() + noise.double() * 0.999, stable=True)
         chunks = list(torch.split(order, batch_size))
-        if generator is not None:
-            chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
+        chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
         return [self.batch(chunk) for chunk in chunks]
+
+
+EVAL_MIN_ROWS = 32
+"""Rows an evaluation batch holds before it may end at a length change. Cutting only every
+``batch_size`` rows pads ATIS's test split by 30% at 256 (its last batch spans lengths 14-30);
+cutting at every length change pads nothing but makes 25 batches, some of one sentence, and
+each kernel call has a fixed cost. At 32 the padding is 2.5% over 14 batches, and tagging the
+split at batch 256 takes 19% less time than either (1-layer BiLSTM, 2 threads)."""
+
+
+def length_runs(lengths: torch.Tensor, batch_size: int, min_rows: int) -> list[torch.Tensor]:
+    """Row indices in length order (stable), cut every ``batch_size`` rows and wherever the
+    length changes after at least ``min_rows`` rows of the current chunk."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    order = torch.argsort(lengths, stable=True)
+    sorted_lengths = lengths[order].tolist()
+    chunks, start = [], 0
+    for i in range(1, len(sorted_lengths) + 1):
+        rows = i - start
+        if i == len(sorted_lengths) or rows == batch_size or (rows >= min_rows and sorted_lengths[i] != sorted_lengths[i - 1]):
+            chunks.append(order[start:i])
+            start = i
+    return chunks
 
 
 def _padded(real: torch.Tensor, values: list[int], dtype: torch.dtype) -> torch.Tensor:

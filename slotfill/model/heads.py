@@ -7,6 +7,25 @@ from torch import nn
 
 from slotfill.model.dropout import Dropout
 
+_ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
+
+
+def dense(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)``; without autograd on a CPU, through oneDNN's matrix product.
+
+    PyTorch's CPU ``linear`` calls MKL, which on AMD processors runs at under half the fp32
+    rate of oneDNN's kernels (190 against 435 GFLOP/s on two cores of this project's
+    machines); the recurrent layers already run in oneDNN. The function is the same, and
+    the sums round differently only in the last bits. Training (autograd), tracing for
+    export, other devices and dtypes, and PyTorch builds without the operator take ``layer``.
+    """
+    if (
+        _ONEDNN_LINEAR is None or torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32
+        or torch.jit.is_tracing() or torch.jit.is_scripting()
+    ):
+        return layer(x)
+    return _ONEDNN_LINEAR(x, layer.weight, layer.bias, "none", [], "")
+
 
 class SoftmaxHead(nn.Module):
     """y_t = softmax(V h_t + c): the seed's output layer (returns the logits V h_t + c)."""
@@ -17,7 +36,7 @@ class SoftmaxHead(nn.Module):
         self.linear = nn.Linear(input_dim, num_tags)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.dropout(states))  # (B, T, C)
+        return dense(self.linear, self.dropout(states))  # (B, T, C)
 
 
 class IntentHead(nn.Module):
@@ -32,4 +51,4 @@ class IntentHead(nn.Module):
         if not bool(mask.all()):  # padding must not win the max; a full batch needs no mask
             states = states.masked_fill(~mask.unsqueeze(-1), float("-inf"))
         pooled = states.amax(dim=1)  # (B, H)
-        return self.linear(self.dropout(pooled))  # (B, I)
+        return dense(self.linear, self.dropout(pooled))  # (B, I)
