@@ -209,6 +209,9 @@ def test_benchmark_end_to_end_quick_json(tiny_corpus: Path):
     fl = report["flops"]
     assert _positive(fl["per_epoch"]) and fl["per_epoch"] == 3 * fl["forward_per_epoch"]
     assert _positive(fl["matmul_gflops"])
+    kernels = fl["matmul_gflops_by_kernel"]  # the floor takes the faster of MKL's and oneDNN's products
+    assert set(kernels) <= {"torch.mm", "oneDNN"} and "torch.mm" in kernels
+    assert all(_positive(v) for v in kernels.values()) and fl["matmul_gflops"] == max(kernels.values())
     assert fl["floor_seconds_per_epoch"] == pytest.approx(fl["per_epoch"] / (fl["matmul_gflops"] * 1e9))
     assert s["floor_fraction"] == pytest.approx(fl["floor_seconds_per_epoch"] / s["train"]["seconds_per_epoch"])
     test_tokens = sum(len(t.split()) for t, _, _ in TINY_TEST)
