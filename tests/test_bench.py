@@ -17,6 +17,7 @@ from slotfill.bench import (
     machine_busy,
     model_overrides,
     percentile,
+    synthetic_utterances,
     time_to_target,
     training_flops,
 )
@@ -247,3 +248,10 @@ def test_benchmark_end_to_end_quick_json(tiny_corpus: Path):
     for text in ("seconds / epoch", "tokens / second", "peak RSS", "batch 256", "latency p99", "GFLOP/s",
                  "fraction of floor", "tagging the test split", "training corpus x2", "length 160", "best test F1", "onnxruntime"):
         assert text in table
+
+
+def test_fixed_length_scaling_corpora_are_whole_batches():
+    # 16,384 tokens: 51 batches of 10-token utterances, 13 of 40, 3 of 160 (not 102 = 3 + a sixth)
+    assert [synthetic_utterances(16_384, n, 32) for n in (10, 40, 160)] == [1632, 416, 96]
+    assert synthetic_utterances(100, 160, 32) == 32  # at least one batch
+    assert synthetic_utterances(16_384, 160, 7) % 7 == 0
