@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (process id, threads): a forked child gets its own
 
 
 def map_batches(fn: Callable[[Batch], T], batches: Sequence[Batch], device: torch.device | str = "cpu") -> list[T]:
@@ -36,9 +37,10 @@ def map_batches(fn: Callable[[Batch], T], batches: Sequence[Batch], device: torc
     threads = torch.get_num_threads()
     if torch.device(device).type != "cpu" or threads < 2 or len(batches) < 2:
         return [fn(b) for b in batches]
-    pool = _POOLS.get(threads)
+    key = (os.getpid(), threads)  # a pool's threads do not survive a fork
+    pool = _POOLS.get(key)
     if pool is None:
-        pool = _POOLS[threads] = ThreadPoolExecutor(threads, "slotfill-predict")
+        pool = _POOLS[key] = ThreadPoolExecutor(threads, "slotfill-predict")
 
     def one_thread(batch: Batch) -> T:
         torch.set_num_threads(1)

@@ -5,8 +5,11 @@ Each speed-up must leave the tags exactly those of the model run on each sentenc
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
+import time
 import warnings
 
 import pytest
@@ -152,3 +155,27 @@ def test_encode_remembers_raw_tokens_up_to_its_limit(monkeypatch):
     monkeypatch.setattr(vocab_module, "ENCODE_MEMO", len(vocab._ids))
     assert vocab.encode(["nowhere", "boston"]) == [vocab.unk_index, vocab.stoi["boston"]]
     assert "nowhere" not in vocab._ids  # full: new tokens are encoded, not remembered
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_worker_pool():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert map_batches(lambda item: item + 1, [1, 2, 3]) == [2, 3, 4]  # the parent's pool exists
+        pid = os.fork()
+        if pid == 0:  # the child: the parent's pool threads are gone; a hang here fails by timeout
+            ok = map_batches(lambda item: item * 2, [1, 2, 3]) == [2, 4, 6]
+            os._exit(0 if ok else 1)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                assert os.waitstatus_to_exitcode(status) == 0
+                return
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("map_batches hung in a forked child")
+    finally:
+        torch.set_num_threads(previous)
