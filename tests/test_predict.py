@@ -21,7 +21,7 @@ from slotfill.data.batching import EVAL_MIN_ROWS, EncodedSplit, length_runs
 from slotfill.data.example import Example
 from slotfill.evaluation import map_batches, predict
 from slotfill.model import Tagger
-from slotfill.model.heads import dense
+from slotfill.model.heads import _ONEDNN_LINEAR, checked_linear_op, dense
 from slotfill.vocab import LabelSet, Normalizer, TagSet, Vocab
 
 TAGS = ("O", "B-a", "I-a", "B-b", "I-b")
@@ -179,3 +179,29 @@ def test_a_forked_child_gets_its_own_worker_pool():
         pytest.fail("map_batches hung in a forked child")
     finally:
         torch.set_num_threads(previous)
+
+
+def test_the_private_onednn_operator_is_used_only_when_it_computes_the_product(monkeypatch):
+    def raises(*args):
+        raise RuntimeError("unknown overload")
+
+    def wrong(x, w, b, *rest):
+        return x @ w.T  # no bias
+
+    def old_signature(x, w):
+        return x @ w.T
+
+    assert checked_linear_op(None) is None
+    assert checked_linear_op(raises) is None
+    assert checked_linear_op(wrong) is None
+    assert checked_linear_op(old_signature) is None  # TypeError: another signature
+    right = lambda x, w, b, *rest: x @ w.T + b  # noqa: E731
+    assert checked_linear_op(right) is right
+    if torch.backends.mkldnn.is_available() and torch.__version__.startswith("2.13"):  # the pinned CPU wheel has it
+        assert _ONEDNN_LINEAR is not None
+    import slotfill.model.heads as heads
+
+    monkeypatch.setattr(heads, "_ONEDNN_LINEAR", None)  # a build without it: nn.Linear, bit for bit
+    layer, x = nn.Linear(6, 3), torch.randn(4, 6)
+    with torch.inference_mode():
+        assert torch.equal(dense(layer, x), layer(x))

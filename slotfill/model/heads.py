@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from slotfill.model.dropout import Dropout
 
-_ONEDNN_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
+
+def checked_linear_op(op: Callable[..., torch.Tensor] | None) -> Callable[..., torch.Tensor] | None:
+    """``op`` if it computes ``x @ w.T + b`` as ``op(x, w, b, "none", [], "")`` does in
+    PyTorch 2.x, else ``None``: the operator is private, and a release that changes or drops
+    it must fall back to ``nn.Linear`` rather than fail or give wrong scores."""
+    if op is None:
+        return None
+    x = torch.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]])
+    w = torch.tensor([[1.0, 0.0, -1.0], [2.0, 1.0, 0.5]])
+    b = torch.tensor([0.25, -0.5])
+    try:
+        with torch.inference_mode():
+            out = op(x, w, b, "none", [], "")
+    except (RuntimeError, TypeError, ValueError):
+        return None
+    ok = isinstance(out, torch.Tensor) and out.shape == (2, 2) and torch.allclose(out, x @ w.T + b)
+    return op if ok else None
+
+
+_ONEDNN_LINEAR = checked_linear_op(
+    getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
+)
 
 
 def dense(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
