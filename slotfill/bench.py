@@ -113,8 +113,8 @@ def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> dict[str,
     Two kernels: ``torch.mm`` (MKL in PyTorch's CPU wheels) and oneDNN's (the library that
     runs PyTorch's fused LSTM, called as :func:`slotfill.model.heads.dense` does). They
     differ a lot on some processors: MKL takes a slower path on AMD's (190 against 435
-    GFLOP/s on this project's machines). The floor uses the faster (``best``). Each rate is
-    the median of ``repeats`` timed products after one warm-up; ``2 * size**3`` FLOP each.
+    GFLOP/s on this project's machines); the floor uses the faster. Each rate is the median
+    of ``repeats`` timed products after one warm-up; ``2 * size**3`` FLOP each.
     """
     from slotfill.model.heads import _ONEDNN_LINEAR
 
@@ -139,7 +139,6 @@ def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> dict[str,
                 rates[name] = 2 * size**3 / statistics.median(times) / 1e9
     finally:
         torch.set_num_threads(previous)
-    rates["best"] = max(rates.values())
     return rates
 
 
@@ -626,7 +625,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     size = 512 if args.quick else 2048
     log.info("timing a %dx%d fp32 matmul on %d thread(s)", size, size, args.threads)
     rates = matmul_gflops(args.threads, size, 2 if args.quick else 5)
-    gflops = rates["best"]
+    gflops = max(rates.values())
     floor = flops["training"] / (gflops * 1e9)
     # Tagging the test split cannot take less than its forward products at the matmul rate.
     test_floor = test_flops / (gflops * 1e9)
@@ -642,7 +641,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "flops": {
             "forward_per_epoch": flops["forward"], "per_epoch": flops["training"],
             "matmul_size": size, "matmul_gflops": gflops,
-            "matmul_gflops_by_kernel": {k: v for k, v in rates.items() if k != "best"},
+            "matmul_gflops_by_kernel": rates,
             "floor_seconds_per_epoch": floor,
             "test_forward": test_flops, "test_floor_seconds": test_floor,
         },

@@ -88,10 +88,11 @@ def predict(
 
     try:
         for batch, (paths, intent_ids) in zip(batches, map_batches(tag_batch, batches, device)):
-            for row, path, in zip(batch.index.tolist(), paths):
+            rows = batch.index.tolist()
+            for row, path in zip(rows, paths):
                 tags[row] = tagset.decode(path)
             if intents is not None and intent_ids is not None:
-                for row, intent in zip(batch.index.tolist(), intent_ids):
+                for row, intent in zip(rows, intent_ids):
                     intents[row] = labels.itos[intent]
     finally:
         if was_training:
