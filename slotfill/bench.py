@@ -5,6 +5,9 @@ Both sides run on the same machine in the same invocation, each in its own worke
 (``ru_maxrss``) does not mix. Each worker runs, in this order: the main measurement (one
 warm-up epoch, then ``--epochs`` measured epochs; inference on the test split), records its
 peak memory, then the scaling runs and the ``--to-accuracy`` runs in the same (warm) process.
+The two workers take turns (:class:`Baton`): one epoch or one measurement of one side, then
+the other's, so that the two are never timed at once and a slow minute of the machine falls
+on both sides' figures rather than on one side's.
 
 slotfill is measured through the product itself: ``slotfill.training.train`` with a config
 composed from ``conf/`` (per-epoch training seconds from ``results["history"]``, which
@@ -349,6 +352,67 @@ def time_to_target(f1: Sequence[float], cumulative_seconds: Sequence[float], tar
     return next(((i + 1, t) for i, (f, t) in enumerate(zip(f1, cumulative_seconds)) if f >= target), None)
 
 
+# --------------------------------------------------------------------------- turn-taking
+
+
+class Baton:
+    """Strict turn-taking between the two worker processes, over a pair of pipes.
+
+    A worker runs only while it holds the baton. :meth:`turn` hands it to the other worker
+    and blocks until it comes back, so the two sides' epochs and measurements alternate and
+    are never timed at the same moment. Run one after the other, minutes apart, each side
+    met the machine in another state: over six such runs on a 2-core VM the baseline's
+    epochs took 3.46-4.50 s and slotfill's 1.13-1.89 s, and the training ratio ranged over
+    2.1-3.4x. In turns, a slow spell slows both.
+
+    When the other worker finishes (:meth:`finish`) or dies (end of file, broken pipe),
+    this one runs on alone: its remaining turns return at once.
+
+    Args:
+        take_fd: the pipe end this worker reads the baton from; ``None``: no other worker.
+        give_fd: the pipe end it writes the baton to.
+    """
+
+    _TOKEN, _DONE = b"1", b"0"
+
+    def __init__(self, take_fd: int | None = None, give_fd: int | None = None):
+        self._take, self._give = take_fd, give_fd
+        self.alone = take_fd is None or give_fd is None
+        self.turns = 0  # hand-overs made
+
+    def take(self) -> None:
+        """Block until the other worker hands over (or finishes, or dies)."""
+        if self.alone:
+            return
+        if os.read(self._take, 1) != self._TOKEN:  # b"0": it finished; b"": it exited
+            self.alone = True
+
+    def turn(self) -> None:
+        """Let the other worker run its next step, then carry on."""
+        if self.alone:
+            return
+        try:
+            os.write(self._give, self._TOKEN)
+        except BrokenPipeError:  # the other worker is gone
+            self.alone = True
+            return
+        self.turns += 1
+        self.take()
+
+    def finish(self) -> None:
+        """Hand over for good: the other worker runs on alone."""
+        if not self.alone:
+            try:
+                os.write(self._give, self._DONE)
+            except BrokenPipeError:
+                pass
+        self.alone = True
+        for fd in (self._take, self._give):
+            if fd is not None:
+                os.close(fd)
+        self._take = self._give = None
+
+
 # --------------------------------------------------------------------------- slotfill side
 
 
@@ -369,16 +433,25 @@ def compose_slotfill(data_dir: Path, job: dict[str, Any], epochs: int, extra: Se
 
 
 def slotfill_train(
-    data_dir: Path, job: dict[str, Any], epochs: int, run_dir: Path,
+    data_dir: Path, job: dict[str, Any], epochs: int, run_dir: Path, baton: Baton,
     callback: Callable[[Any, int], None] | None = None,
 ) -> dict[str, Any]:
-    """``slotfill.training.train`` for ``epochs`` epochs on ``data_dir``; its ``results`` dict."""
+    """``slotfill.training.train`` for ``epochs`` epochs on ``data_dir``; its ``results`` dict.
+
+    After every epoch (and ``callback``) the other side takes a turn; ``train`` times epochs
+    without what runs between them.
+    """
     from slotfill.training import train
 
-    return train(compose_slotfill(data_dir, job, epochs), run_dir, epoch_callback=callback)
+    def after_epoch(model: Any, epoch: int) -> None:
+        if callback is not None:
+            callback(model, epoch)
+        baton.turn()
+
+    return train(compose_slotfill(data_dir, job, epochs), run_dir, epoch_callback=after_epoch)
 
 
-def slotfill_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
+def slotfill_worker(job: dict[str, Any], tmp: Path, baton: Baton) -> dict[str, Any]:
     """slotfill's side: training and inference, peak memory, then scaling and to-accuracy runs."""
     from slotfill.evaluation import predict
     from slotfill.inference import SlotTagger
@@ -389,11 +462,12 @@ def slotfill_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     log.info("slotfill: training %d warm-up + %d measured epochs", 1, job["epochs"])
-    results = slotfill_train(data_dir, job, 1 + job["epochs"], tmp / "main")
+    results = slotfill_train(data_dir, job, 1 + job["epochs"], tmp / "main", baton)
     out["train"] = epoch_summary([h["seconds"] for h in results["history"]], tokens)
     out["params"] = results["params"]
     tagger = SlotTagger.load(tmp / "main" / "checkpoints" / "last.pt")  # after the last epoch, as the baseline
     log.info("slotfill: inference on %d test sentences", len(splits["test"]))
+    baton.turn()
     inference = measure_inference(lambda exs, bs: tagger.predict(exs, batch_size=bs).tags, splits["test"], job["inference_repeats"])
     predicted = inference.pop("predicted")
     out["test_f1"] = seqeval_f1(splits["test"], predicted)
@@ -401,6 +475,7 @@ def slotfill_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
     out["peak_rss_mib"] = peak_rss_mib()  # before the export, which the baseline has no part of
     if job["onnx"]:
         log.info("slotfill: ONNX export served by onnxruntime, batch 1")
+        baton.turn()
         serving = measure_onnx_serving(tmp / "main" / "checkpoints" / "last.pt", splits["test"], job["threads"], tmp / "onnx")
         if "predicted" in serving:
             same = sum(a == b for a, b in zip(serving.pop("predicted"), predicted))
@@ -412,13 +487,13 @@ def slotfill_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
         for factor in job["factors"]:
             folder = replicated_corpus(splits, factor, tmp / f"x{factor}")
             log.info("slotfill: scaling, training corpus x%d", factor)
-            history = slotfill_train(folder, job, 1, tmp / f"run-x{factor}")["history"]
+            history = slotfill_train(folder, job, 1, tmp / f"run-x{factor}", baton)["history"]
             out["scaling"]["replicated_tokens_per_second"][str(factor)] = factor * tokens / history[0]["seconds"]
         for length in job["lengths"]:
             n = synthetic_utterances(job["synthetic_tokens"], length, job["batch_size"])
             folder = synthetic_corpus(splits["train"], length, n, tmp / f"len{length}", job["seed"])
             log.info("slotfill: scaling, %d utterances of %d tokens", n, length)
-            history = slotfill_train(folder, job, 1, tmp / f"run-len{length}")["history"]
+            history = slotfill_train(folder, job, 1, tmp / f"run-len{length}", baton)["history"]
             out["scaling"]["length_us_per_token"][str(length)] = 1e6 * history[0]["seconds"] / (n * length)
 
     if job["accuracy_epochs"]:
@@ -440,7 +515,7 @@ def slotfill_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
 
         epochs = job["accuracy_epochs"] * ACCURACY_OVERRUN
         log.info("slotfill: to-accuracy, %d epochs (the baseline's %d, then on)", epochs, job["accuracy_epochs"])
-        results = slotfill_train(data_dir, job, epochs, tmp / "accuracy", score_test)
+        results = slotfill_train(data_dir, job, epochs, tmp / "accuracy", baton, score_test)
         out["to_accuracy"] = accuracy_summary(f1, [h["seconds"] for h in results["history"]], job["accuracy_epochs"])
     return out
 
@@ -448,8 +523,8 @@ def slotfill_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- baseline side
 
 
-def baseline_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    """The baseline's side, measured the same way as :func:`slotfill_worker`."""
+def baseline_worker(job: dict[str, Any], tmp: Path, baton: Baton) -> dict[str, Any]:
+    """The baseline's side, measured the same way as :func:`slotfill_worker`, turn for turn."""
     from slotfill.bench_baseline import BaselineSpec, BaselineTrainer, train_epochs
 
     spec = BaselineSpec(**job["spec"])
@@ -459,10 +534,11 @@ def baseline_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
 
     log.info("baseline: training %d warm-up + %d measured epochs", 1, job["epochs"])
     trainer = BaselineTrainer(splits["train"], spec, job["batch_size"], job["seed"])
-    history = train_epochs(trainer, 1 + job["epochs"])
+    history = train_epochs(trainer, 1 + job["epochs"], lambda epoch, stats: baton.turn())
     out["train"] = epoch_summary([h["seconds"] for h in history], trainer.data.num_tokens)
     out["params"] = sum(p.numel() for p in trainer.model.parameters())
     log.info("baseline: inference on %d test sentences", len(splits["test"]))
+    baton.turn()
     inference = measure_inference(trainer.predict, splits["test"], job["inference_repeats"])
     out["test_f1"] = seqeval_f1(splits["test"], inference.pop("predicted"))
     out["inference"] = inference
@@ -474,12 +550,14 @@ def baseline_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
         tokens = sum(len(ex) for ex in splits["train"])
         for factor in job["factors"]:
             log.info("baseline: scaling, training corpus x%d", factor)
+            baton.turn()
             stats = BaselineTrainer(splits["train"] * factor, spec, job["batch_size"], job["seed"]).train_epoch()
             out["scaling"]["replicated_tokens_per_second"][str(factor)] = factor * tokens / stats["seconds"]
         for length in job["lengths"]:
             n = synthetic_utterances(job["synthetic_tokens"], length, job["batch_size"])
             folder = synthetic_corpus(splits["train"], length, n, tmp / f"len{length}", job["seed"])
             log.info("baseline: scaling, %d utterances of %d tokens", n, length)
+            baton.turn()
             stats = BaselineTrainer(read_splits(folder)["train"], spec, job["batch_size"], job["seed"]).train_epoch()
             out["scaling"]["length_us_per_token"][str(length)] = 1e6 * stats["seconds"] / (n * length)
 
@@ -487,40 +565,82 @@ def baseline_worker(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
         log.info("baseline: to-accuracy, %d epochs", job["accuracy_epochs"])
         trainer = BaselineTrainer(splits["train"], spec, job["batch_size"], job["seed"])
         f1: list[float] = []
-        history = train_epochs(
-            trainer, job["accuracy_epochs"],
-            lambda epoch, stats: f1.append(seqeval_f1(splits["test"], trainer.predict(splits["test"]))),
-        )
+
+        def score_test(epoch: int, stats: dict[str, float]) -> None:
+            f1.append(seqeval_f1(splits["test"], trainer.predict(splits["test"])))
+            baton.turn()
+
+        history = train_epochs(trainer, job["accuracy_epochs"], score_test)
         out["to_accuracy"] = accuracy_summary(f1, [h["seconds"] for h in history])
     return out
 
 
 def run_worker(job_path: Path) -> None:
-    """Worker entry point: run the job file's side and write its JSON result to ``job["out"]``."""
+    """Worker entry point: run the job file's side and write its JSON result to ``job["out"]``.
+
+    The side starts when it first holds the baton (``job["baton"]``: its take and give pipe
+    ends) and hands it over for good when done, even when it fails.
+    """
     job = json.loads(job_path.read_text(encoding="utf-8"))
     torch.set_num_threads(job["threads"])
-    with tempfile.TemporaryDirectory(prefix=f"slotfill-bench-{job['side']}-") as tmp:
-        worker = slotfill_worker if job["side"] == "slotfill" else baseline_worker
-        result = worker(job, Path(tmp))
-    result["threads"] = torch.get_num_threads()
-    Path(job["out"]).write_text(json.dumps(result), encoding="utf-8")
+    baton = Baton(*job.get("baton", (None, None)))
+    try:
+        baton.take()
+        with tempfile.TemporaryDirectory(prefix=f"slotfill-bench-{job['side']}-") as tmp:
+            worker = slotfill_worker if job["side"] == "slotfill" else baseline_worker
+            result = worker(job, Path(tmp), baton)
+        result["threads"] = torch.get_num_threads()
+        result["turns"] = baton.turns
+        Path(job["out"]).write_text(json.dumps(result), encoding="utf-8")
+    finally:
+        baton.finish()
 
 
-def spawn(job: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    """Run one side in a fresh ``python -m slotfill.bench --worker`` process and read its result."""
-    job_path = tmp / f"{job['side']}-job.json"
-    job["out"] = str(tmp / f"{job['side']}-result.json")
-    job_path.write_text(json.dumps(job), encoding="utf-8")
+def spawn_pair(jobs: Sequence[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
+    """Run two sides, each in a fresh ``python -m slotfill.bench --worker`` process, taking
+    turns (the first job starts); their results in the jobs' order.
+
+    Each worker's stderr (progress) passes through; its stdout goes to a file (kept off ours
+    for ``--json``) whose end is shown if it fails. When one fails, the other is stopped.
+    """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "slotfill.bench", "--worker", str(job_path)]
-    if job.get("verbose"):
-        cmd.append("--verbose")
-    # The worker's stderr (progress) passes through; its stdout is kept off ours (--json).
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"error: the {job['side']} worker failed (exit {proc.returncode}){proc.stdout and ': ' + proc.stdout[-2000:]}")
-    return json.loads(Path(job["out"]).read_text(encoding="utf-8"))
+    first_r, first_w = os.pipe()  # the first job takes the baton from here; the second gives it here
+    second_r, second_w = os.pipe()
+    ends = [(first_r, second_w), (second_r, first_w)]
+    procs, logs = [], []
+    try:
+        for job, (take_fd, give_fd) in zip(jobs, ends):
+            job_path = tmp / f"{job['side']}-job.json"
+            job["out"] = str(tmp / f"{job['side']}-result.json")
+            job["baton"] = [take_fd, give_fd]
+            job_path.write_text(json.dumps(job), encoding="utf-8")
+            cmd = [sys.executable, "-m", "slotfill.bench", "--worker", str(job_path)]
+            if job.get("verbose"):
+                cmd.append("--verbose")
+            log_path = tmp / f"{job['side']}-stdout.txt"
+            logs.append(log_path)
+            with log_path.open("wb") as out:
+                procs.append(subprocess.Popen(cmd, env=env, stdout=out, pass_fds=(take_fd, give_fd)))
+        os.write(first_w, Baton._TOKEN)  # the first side starts
+    finally:
+        for fd in (first_r, first_w, second_r, second_w):
+            os.close(fd)  # only the workers hold the pipes now: a worker's exit is seen as end of file
+    while True:
+        codes = [proc.poll() for proc in procs]
+        failed = next((i for i, code in enumerate(codes) if code not in (None, 0)), None)
+        if failed is not None or all(code == 0 for code in codes):
+            break
+        time.sleep(0.1)
+    if failed is not None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait()
+        job, proc = jobs[failed], procs[failed]
+        tail = logs[failed].read_text(encoding="utf-8", errors="replace")[-2000:]
+        raise SystemExit(f"error: the {job['side']} worker failed (exit {proc.returncode}){tail and ': ' + tail}")
+    return [json.loads(Path(job["out"]).read_text(encoding="utf-8")) for job in jobs]
 
 
 # --------------------------------------------------------------------------- orchestration
@@ -604,10 +724,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         except Exception as err:  # Hydra's override and schema errors
             raise SystemExit(f"error: --model {' '.join(model_overrides(args.model))}: {err}") from None
         spec = baseline_spec(cfg)
-        sides = {
-            "slotfill": spawn({**job, "side": "slotfill"}, Path(tmp)),
-            "baseline": spawn({**job, "side": "baseline", "spec": spec}, Path(tmp)),
-        }
+        results = spawn_pair([{**job, "side": "slotfill"}, {**job, "side": "baseline", "spec": spec}], Path(tmp))
+        sides = dict(zip(("slotfill", "baseline"), results))
 
     train = splits["train"]
     tokens, utterances = sum(len(ex) for ex in train), len(train)
@@ -637,6 +755,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "measured_epochs": epochs, "warmup_epochs": 1, "seed": args.seed, "model_overrides": overrides,
             "quick": args.quick, "torch": torch.__version__, "cpu_count": os.cpu_count(),
             "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
+            # hand-overs between the two sides (each hands over once per epoch or measurement)
+            "turns": {name: side["turns"] for name, side in sides.items()},
         },
         "flops": {
             "forward_per_epoch": flops["forward"], "per_epoch": flops["training"],
@@ -711,6 +831,8 @@ def format_table(report: dict[str, Any]) -> str:
         f"params slotfill {s['params']:,}, baseline {base['params']:,}",
         f"training: median of {b['measured_epochs']} epoch(s) after {b['warmup_epochs']} warm-up; "
         f"inference on {s['inference']['sentences']} test sentences",
+        f"the sides take turns, epoch by epoch and measurement by measurement "
+        f"({b['turns']['slotfill'] + b['turns']['baseline']} hand-overs): never timed at once, and alike exposed to the machine's drift",
         f"machine: {b['cpu_count']} cores, 1-min load average {b['loadavg_start'][0]:.2f} at start, "
         f"{b['loadavg_end'][0]:.2f} at end",
     ]

@@ -6,12 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import torch
 
 from slotfill.bench import (
+    Baton,
     accuracy_summary,
     format_table,
     machine_busy,
@@ -182,6 +184,8 @@ def test_benchmark_end_to_end_quick_json(tiny_corpus: Path):
     report = json.loads(proc.stdout)
     assert report["benchmark"]["train_tokens"] == sum(len(t.split()) for t, _, _ in TINY_TRAIN)
     assert report["benchmark"]["measured_epochs"] == 1
+    # the sides took turns: each handed over after its warm-up and measured epoch and before inference, at least
+    assert all(turns >= 3 for turns in report["benchmark"]["turns"].values())
     for side in ("slotfill", "baseline"):
         s = report[side]
         assert _positive(s["params"])
@@ -248,6 +252,47 @@ def test_benchmark_end_to_end_quick_json(tiny_corpus: Path):
     for text in ("seconds / epoch", "tokens / second", "peak RSS", "batch 256", "latency p99", "GFLOP/s",
                  "fraction of floor", "tagging the test split", "training corpus x2", "length 160", "best test F1", "onnxruntime"):
         assert text in table
+
+
+def _baton_pair() -> tuple[Baton, Baton, int]:
+    """Batons for two workers A and B; A starts once the returned fd is written to."""
+    a_take, b_give = os.pipe()
+    b_take, a_give = os.pipe()
+    return Baton(a_take, a_give), Baton(b_take, b_give), b_give
+
+
+def _run_side(baton: Baton, name: str, units: int, log: list[str], finish: bool = True) -> None:
+    baton.take()
+    for _ in range(units):
+        log.append(name)
+        baton.turn()
+    if finish:
+        baton.finish()
+
+
+def test_baton_alternates_the_sides_then_lets_the_longer_run_alone():
+    a, b, start = _baton_pair()
+    log: list[str] = []
+    threads = [threading.Thread(target=_run_side, args=(a, "A", 5, log)),
+               threading.Thread(target=_run_side, args=(b, "B", 3, log))]
+    for t in threads:
+        t.start()
+    os.write(start, b"1")
+    for t in threads:
+        t.join(timeout=10)
+    assert not any(t.is_alive() for t in threads)
+    assert "".join(log) == "ABABABAA"  # strict turns while both run, then A alone
+    assert (a.turns, b.turns) == (4, 3)  # A's last turns find B gone and return at once
+
+
+def test_baton_runs_on_alone_when_the_other_side_dies_without_finishing():
+    a, b, start = _baton_pair()
+    log: list[str] = []
+    os.write(start, b"1")
+    os.close(b._take)  # B "exits": its pipe ends close, no "done" token
+    os.close(b._give)
+    _run_side(a, "A", 3, log)  # would block forever if a dead peer were waited for
+    assert log == ["A"] * 3 and a.alone
 
 
 def test_fixed_length_scaling_corpora_are_whole_batches():
