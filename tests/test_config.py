@@ -62,3 +62,20 @@ def test_eval_requires_a_checkpoint_and_takes_data_presets():
     assert cfg.data is None and cfg.split == "test"
     assert OmegaConf.is_missing(compose_eval([]), "ckpt_path")
     assert compose_eval(["ckpt_path=x.pt", "data=atis"]).data.download == "atis"
+
+
+@pytest.mark.parametrize("ensemble,single", [
+    ("atis_ensemble", ["experiment=atis_best"]),
+    ("snips_ensemble", ["experiment=snips_best", "model.lm_loss_weight=0.0"]),
+])
+def test_an_ensemble_member_is_the_single_run_its_config_file_names(ensemble, single):
+    # Member i of ensemble seed s is the documented single run with seed 5s+i: what lets a seed
+    # sweep of the single configuration supply the ensembles' members (and the README's rows).
+    from slotfill.ensemble import member_config
+
+    cfg = compose_train([f"experiment={ensemble}", "seed=3"], small=False)
+    assert cfg.trainer.ensemble == 5
+    member = OmegaConf.to_container(member_config(cfg, 2))
+    alone = OmegaConf.to_container(compose_train([*single, "seed=17"], small=False), resolve=True)
+    member.pop("resume"), alone.pop("resume")
+    assert member == alone
