@@ -623,6 +623,11 @@ def spawn_pair(jobs: Sequence[dict[str, Any]], tmp: Path) -> list[dict[str, Any]
             with log_path.open("wb") as out:
                 procs.append(subprocess.Popen(cmd, env=env, stdout=out, pass_fds=(take_fd, give_fd)))
         os.write(first_w, Baton._TOKEN)  # the first side starts
+    except BaseException:  # a worker that did start must not run on alone, unseen
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        raise
     finally:
         for fd in (first_r, first_w, second_r, second_w):
             os.close(fd)  # only the workers hold the pipes now: a worker's exit is seen as end of file

@@ -300,3 +300,20 @@ def test_fixed_length_scaling_corpora_are_whole_batches():
     assert [synthetic_utterances(16_384, n, 32) for n in (10, 40, 160)] == [1632, 416, 96]
     assert synthetic_utterances(100, 160, 32) == 32  # at least one batch
     assert synthetic_utterances(16_384, 160, 7) % 7 == 0
+
+
+def test_a_failing_worker_stops_the_other_and_is_named(tiny_corpus: Path, tmp_path: Path):
+    from slotfill.bench import spawn_pair
+
+    # The baseline side starts first and would train for hours; the slotfill side fails at
+    # once (no such data folder) on its first turn. Were the baseline not stopped, this test
+    # would not end.
+    common = {"batch_size": 4, "threads": 1, "epochs": 10**7, "seed": 0, "overrides": [], "scaling": False,
+              "factors": [], "lengths": [], "synthetic_tokens": 0, "accuracy_epochs": 0,
+              "inference_repeats": 1, "verbose": False, "onnx": False}
+    spec = BaselineSpec(embedding_dim=8, hidden_size=8).to_dict()
+    jobs = [{**common, "side": "baseline", "spec": spec, "data": str(tiny_corpus)},
+            {**common, "side": "slotfill", "data": str(tmp_path / "missing")}]
+    with pytest.raises(SystemExit, match="the slotfill worker failed"):
+        spawn_pair(jobs, tmp_path)
+    assert not (tmp_path / "baseline-result.json").exists()
