@@ -624,9 +624,7 @@ def spawn_pair(jobs: Sequence[dict[str, Any]], tmp: Path) -> list[dict[str, Any]
                 procs.append(subprocess.Popen(cmd, env=env, stdout=out, pass_fds=(take_fd, give_fd)))
         os.write(first_w, Baton._TOKEN)  # the first side starts
     except BaseException:  # a worker that did start must not run on alone, unseen
-        for proc in procs:
-            proc.kill()
-            proc.wait()
+        _stop(procs)
         raise
     finally:
         for fd in (first_r, first_w, second_r, second_w):
@@ -638,14 +636,19 @@ def spawn_pair(jobs: Sequence[dict[str, Any]], tmp: Path) -> list[dict[str, Any]
             break
         time.sleep(0.1)
     if failed is not None:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-            proc.wait()
+        _stop(procs)
         job, proc = jobs[failed], procs[failed]
         tail = logs[failed].read_text(encoding="utf-8", errors="replace")[-2000:]
         raise SystemExit(f"error: the {job['side']} worker failed (exit {proc.returncode}){tail and ': ' + tail}")
     return [json.loads(Path(job["out"]).read_text(encoding="utf-8")) for job in jobs]
+
+
+def _stop(procs: Sequence[subprocess.Popen]) -> None:
+    """End the workers still running and reap them all."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait()
 
 
 # --------------------------------------------------------------------------- orchestration
