@@ -25,6 +25,7 @@ Examples::
     SLOTFILL_DATA=../shared/datasets python -m slotfill.bench --data atis --json
     python -m slotfill.bench --model "model.hidden_size=100 model.cell=gru" --no-scaling
     python -m slotfill.bench --to-accuracy 30                   # + test F1 after every epoch
+    python -m slotfill.bench --to-accuracy 25 --accuracy-seeds 0,1,2,3,4 --no-scaling
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import random
 import resource
@@ -352,6 +354,41 @@ def time_to_target(f1: Sequence[float], cumulative_seconds: Sequence[float], tar
     return next(((i + 1, t) for i, (f, t) in enumerate(zip(f1, cumulative_seconds)) if f >= target), None)
 
 
+def compare_accuracy(seed: int, slotfill: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """One seed's to-accuracy runs (:func:`accuracy_summary` of each side): slotfill's time to
+    the baseline's best F1 over the baseline's time to it."""
+    target = baseline["best_f1"]
+    epoch, reached = time_to_target(slotfill["f1"], slotfill["cumulative_seconds"], target) or (None, None)
+    return {
+        "seed": seed, "slotfill": slotfill, "baseline": baseline, "slotfill_epochs": len(slotfill["f1"]),
+        "target_f1": target, "slotfill_epoch_to_target": epoch, "slotfill_seconds_to_target": reached,
+        "baseline_seconds_to_best": baseline["seconds_to_best"], "ratio": ratio(reached, baseline["seconds_to_best"]),
+    }
+
+
+def accuracy_over_seeds(runs: Sequence[dict[str, Any]], epochs: int) -> dict[str, Any]:
+    """Seeds summarised: each side's mean best F1 of the first ``epochs`` epochs and mean F1 at
+    epoch ``epochs`` (the accuracy comparison at equal epochs), and the time ratios.
+
+    A seed whose slotfill run never reaches the baseline's best has no ratio (``None``); it
+    counts above every ratio in the median, and makes the worst ratio ``None``; so does the
+    median when it falls on such a seed.
+    """
+    ratios = [r["ratio"] for r in runs]
+    reached = [q for q in ratios if q is not None]
+    middle = statistics.median(math.inf if q is None else q for q in ratios)
+    return {
+        "seeds": [r["seed"] for r in runs],
+        "best_f1_mean": {side: statistics.fmean(r[side]["best_f1"] for r in runs) for side in ("slotfill", "baseline")},
+        "f1_at_epochs_mean": {side: statistics.fmean(r[side]["f1"][epochs - 1] for r in runs)
+                              for side in ("slotfill", "baseline")},
+        "ratios": ratios,
+        "reached": len(reached),
+        "ratio_median": middle if math.isfinite(middle) else None,
+        "ratio_worst": max(reached) if len(reached) == len(ratios) else None,
+    }
+
+
 # --------------------------------------------------------------------------- turn-taking
 
 
@@ -508,15 +545,20 @@ def slotfill_worker(job: dict[str, Any], tmp: Path, baton: Baton) -> dict[str, A
         tagset = TagSet.build(ex.tags for ex in splits["train"])
         labels = intent_labels(cfg.model.intent, splits["train"])
         test = EncodedSplit(splits["test"], vocab)
-        f1: list[float] = []
-
-        def score_test(model: Any, epoch: int) -> None:
-            f1.append(seqeval_f1(splits["test"], predict(model, test, vocab, tagset, labels).tags))
-
         epochs = job["accuracy_epochs"] * ACCURACY_OVERRUN
-        log.info("slotfill: to-accuracy, %d epochs (the baseline's %d, then on)", epochs, job["accuracy_epochs"])
-        results = slotfill_train(data_dir, job, epochs, tmp / "accuracy", baton, score_test)
-        out["to_accuracy"] = accuracy_summary(f1, [h["seconds"] for h in results["history"]], job["accuracy_epochs"])
+
+        def accuracy_run(seed: int) -> dict[str, Any]:
+            f1: list[float] = []
+
+            def score_test(model: Any, epoch: int) -> None:
+                f1.append(seqeval_f1(splits["test"], predict(model, test, vocab, tagset, labels).tags))
+
+            log.info("slotfill: to-accuracy, seed %d, %d epochs (the baseline's %d, then on)",
+                     seed, epochs, job["accuracy_epochs"])
+            results = slotfill_train(data_dir, {**job, "seed": seed}, epochs, tmp / f"accuracy-{seed}", baton, score_test)
+            return accuracy_summary(f1, [h["seconds"] for h in results["history"]], job["accuracy_epochs"])
+
+        out["to_accuracy"] = [accuracy_run(seed) for seed in job["accuracy_seeds"]]
     return out
 
 
@@ -562,16 +604,20 @@ def baseline_worker(job: dict[str, Any], tmp: Path, baton: Baton) -> dict[str, A
             out["scaling"]["length_us_per_token"][str(length)] = 1e6 * stats["seconds"] / (n * length)
 
     if job["accuracy_epochs"]:
-        log.info("baseline: to-accuracy, %d epochs", job["accuracy_epochs"])
-        trainer = BaselineTrainer(splits["train"], spec, job["batch_size"], job["seed"])
-        f1: list[float] = []
 
-        def score_test(epoch: int, stats: dict[str, float]) -> None:
-            f1.append(seqeval_f1(splits["test"], trainer.predict(splits["test"])))
-            baton.turn()
+        def accuracy_run(seed: int) -> dict[str, Any]:
+            log.info("baseline: to-accuracy, seed %d, %d epochs", seed, job["accuracy_epochs"])
+            trainer = BaselineTrainer(splits["train"], spec, job["batch_size"], seed)
+            f1: list[float] = []
 
-        history = train_epochs(trainer, job["accuracy_epochs"], score_test)
-        out["to_accuracy"] = accuracy_summary(f1, [h["seconds"] for h in history])
+            def score_test(epoch: int, stats: dict[str, float]) -> None:
+                f1.append(seqeval_f1(splits["test"], trainer.predict(splits["test"])))
+                baton.turn()
+
+            history = train_epochs(trainer, job["accuracy_epochs"], score_test)
+            return accuracy_summary(f1, [h["seconds"] for h in history])
+
+        out["to_accuracy"] = [accuracy_run(seed) for seed in job["accuracy_seeds"]]
     return out
 
 
@@ -723,7 +769,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed, "overrides": overrides, "scaling": args.scaling,
         "factors": list(QUICK_FACTORS if args.quick else FACTORS), "lengths": list(LENGTHS),
         "synthetic_tokens": QUICK_SYNTHETIC_TOKENS if args.quick else SYNTHETIC_TOKENS,
-        "accuracy_epochs": accuracy_epochs or 0, "inference_repeats": 1 if args.quick else INFERENCE_REPEATS,
+        "accuracy_epochs": accuracy_epochs or 0, "accuracy_seeds": args.accuracy_seeds or [args.seed],
+        "inference_repeats": 1 if args.quick else INFERENCE_REPEATS,
         "verbose": args.verbose, "onnx": args.onnx,
     }
     with tempfile.TemporaryDirectory(prefix="slotfill-bench-") as tmp:
@@ -796,14 +843,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     report["scaling"] = {name: side["scaling"] for name, side in sides.items()} if args.scaling else None
     report["to_accuracy"] = None
     if accuracy_epochs:
-        sa, ba = sides["slotfill"]["to_accuracy"], sides["baseline"]["to_accuracy"]
-        target = ba["best_f1"]
-        epoch, reached = time_to_target(sa["f1"], sa["cumulative_seconds"], target) or (None, None)
-        report["to_accuracy"] = {
-            "epochs": accuracy_epochs, "slotfill_epochs": len(sa["f1"]), "slotfill": sa, "baseline": ba,
-            "target_f1": target, "slotfill_epoch_to_target": epoch, "slotfill_seconds_to_target": reached,
-            "baseline_seconds_to_best": ba["seconds_to_best"], "ratio": ratio(reached, ba["seconds_to_best"]),
-        }
+        runs = [compare_accuracy(seed, sa, ba) for seed, sa, ba in zip(
+            job["accuracy_seeds"], sides["slotfill"]["to_accuracy"], sides["baseline"]["to_accuracy"])]
+        report["to_accuracy"] = {"epochs": accuracy_epochs, "runs": runs,
+                                 "summary": accuracy_over_seeds(runs, accuracy_epochs)}
     return report
 
 
@@ -900,19 +943,55 @@ def format_table(report: dict[str, Any]) -> str:
 
     acc = report.get("to_accuracy")
     if acc:
-        sa, ba = acc["slotfill"], acc["baseline"]
-        lines += ["", f"to accuracy (test slot F1 after every epoch, untimed; baseline {acc['epochs']} epochs, "
-                      f"slotfill {acc['slotfill_epochs']})"]
-        row(f"  best test F1, first {acc['epochs']} epochs", sa["best_f1"], ba["best_f1"], ratio(sa["best_f1"], ba["best_f1"]), 4)
-        row("  epoch of best", sa["best_epoch"], ba["best_epoch"], None, 0)
-        lines.append(f"  baseline reaches its best {acc['target_f1']:.4f} after {acc['baseline_seconds_to_best']:.1f} s of training")
-        lines.append(f"  slotfill reaches its own best {sa['best_f1']:.4f} after {sa['seconds_to_best']:.1f} s")
-        if acc["slotfill_seconds_to_target"] is None:
-            lines.append(f"  slotfill never reaches it in {acc['slotfill_epochs']} epochs")
+        n, runs, summary = acc["epochs"], acc["runs"], acc["summary"]
+        lines += ["", f"to accuracy (test slot F1 after every epoch, untimed; baseline {n} epochs, "
+                      f"slotfill up to {runs[0]['slotfill_epochs']})"]
+        if len(runs) == 1:
+            (one,) = runs
+            sa, ba = one["slotfill"], one["baseline"]
+            row(f"  best test F1, first {n} epochs", sa["best_f1"], ba["best_f1"], ratio(sa["best_f1"], ba["best_f1"]), 4)
+            row("  epoch of best", sa["best_epoch"], ba["best_epoch"], None, 0)
+            lines.append(f"  baseline reaches its best {one['target_f1']:.4f} after {one['baseline_seconds_to_best']:.1f} s of training")
+            lines.append(f"  slotfill reaches its own best {sa['best_f1']:.4f} after {sa['seconds_to_best']:.1f} s")
+            if one["slotfill_seconds_to_target"] is None:
+                lines.append(f"  slotfill never reaches it in {one['slotfill_epochs']} epochs")
+            else:
+                lines.append(f"  slotfill first reaches it at epoch {one['slotfill_epoch_to_target']}, after "
+                             f"{one['slotfill_seconds_to_target']:.1f} s (ratio slotfill/baseline {one['ratio']:.3f})")
         else:
-            lines.append(f"  slotfill first reaches it at epoch {acc['slotfill_epoch_to_target']}, after "
-                         f"{acc['slotfill_seconds_to_target']:.1f} s (ratio slotfill/baseline {acc['ratio']:.3f})")
+            lines.append(f"  best (ep): best test F1 of the first {n} epochs, and its epoch; @{n}: F1 at epoch {n}")
+            lines.append("  reached: slotfill's first epoch at the baseline's best; s: each side's training seconds to it")
+            header = ["seed", "slotfill best (ep)", "baseline best (ep)", f"slotfill @{n}", f"baseline @{n}",
+                      "reached", "slotfill s", "baseline s", "ratio"]
+            table = [header]
+            for one in runs:
+                sa, ba = one["slotfill"], one["baseline"]
+                reached = one["slotfill_epoch_to_target"]
+                table.append([
+                    str(one["seed"]), f"{sa['best_f1']:.4f} ({sa['best_epoch']})", f"{ba['best_f1']:.4f} ({ba['best_epoch']})",
+                    f"{sa['f1'][n - 1]:.4f}", f"{ba['f1'][n - 1]:.4f}", "never" if reached is None else str(reached),
+                    _fmt(one["slotfill_seconds_to_target"], 1), f"{one['baseline_seconds_to_best']:.1f}", _fmt(one["ratio"], 3),
+                ])
+            best, last = summary["best_f1_mean"], summary["f1_at_epochs_mean"]
+            table.append(["mean", f"{best['slotfill']:.4f}", f"{best['baseline']:.4f}", f"{last['slotfill']:.4f}",
+                          f"{last['baseline']:.4f}", "", "", "", ""])
+            widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+            lines += ["  " + "  ".join(cell.rjust(w) for cell, w in zip(r, widths)).rstrip() for r in table]
+            lines.append(f"  time ratio over {len(runs)} seeds: median {_fmt(summary['ratio_median'], 3)}, "
+                         f"worst {_fmt(summary['ratio_worst'], 3)} ({summary['reached']} of {len(runs)} seeds reach "
+                         f"the baseline's best; '-': a seed that never does)")
     return "\n".join(lines)
+
+
+def seed_list(text: str) -> list[int]:
+    """``0,1,2`` -> [0, 1, 2]: distinct integers, for ``--accuracy-seeds``."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 0,1,2,3,4") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: a seed is repeated")
+    return seeds
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -933,6 +1012,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--to-accuracy", nargs="?", type=int, const=ACCURACY_EPOCHS, default=None, metavar="EPOCHS",
                    help=f"also train the baseline EPOCHS epochs (default {ACCURACY_EPOCHS}) and slotfill up to "
                         f"{ACCURACY_OVERRUN}x as many, scoring test F1 after each: slotfill's time to the baseline's best")
+    p.add_argument("--accuracy-seeds", type=seed_list, default=None, metavar="S,S,...",
+                   help="with --to-accuracy: one pair of to-accuracy runs per seed (e.g. 0,1,2,3,4), "
+                        "summarised over seeds (default: --seed)")
     p.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True,
                    help="also time slotfill's ONNX export served by onnxruntime at batch 1 (default: on; "
                         "skipped without the [export] extra)")
@@ -944,6 +1026,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.accuracy_seeds is not None and args.to_accuracy is None:
+        p.error("--accuracy-seeds needs --to-accuracy")
     return args
 
 

@@ -14,10 +14,13 @@ import torch
 
 from slotfill.bench import (
     Baton,
+    accuracy_over_seeds,
     accuracy_summary,
+    compare_accuracy,
     format_table,
     machine_busy,
     model_overrides,
+    parse_args,
     percentile,
     synthetic_utterances,
     time_to_target,
@@ -162,6 +165,39 @@ def test_accuracy_summary_and_time_to_target():
     assert time_to_target(f1, full["cumulative_seconds"], 0.95) is None
 
 
+def test_to_accuracy_over_seeds_counts_a_seed_that_never_reaches_the_target():
+    def run(seed, slotfill_f1, baseline_f1):
+        return compare_accuracy(seed, accuracy_summary(slotfill_f1, [1.0] * len(slotfill_f1), 2),
+                                accuracy_summary(baseline_f1, [3.0] * len(baseline_f1)))
+
+    fast = run(0, [0.5, 0.8, 0.9, 0.9], [0.6, 0.85])  # reaches 0.85 at epoch 3: 3 s against 6 s
+    assert (fast["target_f1"], fast["slotfill_epoch_to_target"], fast["slotfill_seconds_to_target"]) == (0.85, 3, 3.0)
+    assert (fast["baseline_seconds_to_best"], fast["ratio"], fast["slotfill_epochs"]) == (6.0, 0.5, 4)
+    slow = run(1, [0.5, 0.6, 0.7, 0.95], [0.9, 0.7])  # reaches 0.9 at epoch 4: 4 s against 3 s
+    assert slow["ratio"] == pytest.approx(4 / 3)
+    never = run(2, [0.5, 0.6, 0.7, 0.8], [0.9, 0.9])
+    assert never["slotfill_epoch_to_target"] is None and never["ratio"] is None
+
+    two = accuracy_over_seeds([fast, slow], epochs=2)
+    assert two["seeds"] == [0, 1] and two["reached"] == 2
+    assert two["ratio_median"] == pytest.approx((0.5 + 4 / 3) / 2) and two["ratio_worst"] == pytest.approx(4 / 3)
+    assert two["best_f1_mean"] == pytest.approx({"slotfill": (0.8 + 0.6) / 2, "baseline": (0.85 + 0.9) / 2})
+    assert two["f1_at_epochs_mean"] == pytest.approx({"slotfill": (0.8 + 0.6) / 2, "baseline": (0.85 + 0.7) / 2})
+    three = accuracy_over_seeds([fast, never, slow], epochs=2)  # never counts above every ratio
+    assert three["ratios"] == [0.5, None, pytest.approx(4 / 3)] and three["reached"] == 2
+    assert three["ratio_median"] == pytest.approx(4 / 3) and three["ratio_worst"] is None
+    assert accuracy_over_seeds([fast, never], epochs=2)["ratio_median"] is None  # the median falls on it
+
+
+def test_accuracy_seeds_option():
+    assert parse_args(["--to-accuracy", "5", "--accuracy-seeds", "3,1,2"]).accuracy_seeds == [3, 1, 2]
+    assert parse_args(["--to-accuracy", "5"]).accuracy_seeds is None  # the workers then use --seed
+    for bad in (["--to-accuracy", "5", "--accuracy-seeds", "0,x"], ["--to-accuracy", "5", "--accuracy-seeds", "1,1"],
+                ["--accuracy-seeds", "0,1"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+
+
 def test_model_overrides_and_percentile():
     assert model_overrides(["model.hidden_size=8 cell=gru", "vocab.lowercase=false"]) == [
         "model.hidden_size=8", "model.cell=gru", "vocab.lowercase=false"]
@@ -177,7 +213,7 @@ def test_benchmark_end_to_end_quick_json(tiny_corpus: Path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     proc = subprocess.run(
         [sys.executable, "-m", "slotfill.bench", "--quick", "--json", "--threads", "1", "--to-accuracy", "2",
-         "--data", str(tiny_corpus)],
+         "--accuracy-seeds", "0,1", "--data", str(tiny_corpus)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -229,14 +265,17 @@ def test_benchmark_end_to_end_quick_json(tiny_corpus: Path):
         measured = len(TINY_TEST) / side["inference"]["batch256_sentences_per_second"]
         assert side["inference"]["batch256_floor_fraction"] == pytest.approx(fl["test_floor_seconds"] / measured)
     acc = report["to_accuracy"]
-    assert acc["epochs"] == 2 and acc["slotfill_epochs"] == 4  # slotfill may take more (faster) epochs
-    for side, epochs in (("slotfill", 4), ("baseline", 2)):
-        assert len(acc[side]["f1"]) == epochs and all(0.0 <= f <= 1.0 for f in acc[side]["f1"])
-        assert acc[side]["best_f1"] == max(acc[side]["f1"][:2])  # same epochs: the accuracy comparison
-        assert _positive(acc[side]["seconds_to_best"])
-    assert acc["target_f1"] == acc["baseline"]["best_f1"]
-    if acc["slotfill_seconds_to_target"] is not None:
-        assert acc["ratio"] == pytest.approx(acc["slotfill_seconds_to_target"] / acc["baseline_seconds_to_best"])
+    assert acc["epochs"] == 2 and [run["seed"] for run in acc["runs"]] == [0, 1]
+    for run in acc["runs"]:
+        assert run["slotfill_epochs"] == 4  # slotfill may take more (faster) epochs
+        for side, epochs in (("slotfill", 4), ("baseline", 2)):
+            assert len(run[side]["f1"]) == epochs and all(0.0 <= f <= 1.0 for f in run[side]["f1"])
+            assert run[side]["best_f1"] == max(run[side]["f1"][:2])  # same epochs: the accuracy comparison
+            assert _positive(run[side]["seconds_to_best"])
+        assert run["target_f1"] == run["baseline"]["best_f1"]
+        if run["slotfill_seconds_to_target"] is not None:
+            assert run["ratio"] == pytest.approx(run["slotfill_seconds_to_target"] / run["baseline_seconds_to_best"])
+    assert acc["summary"] == accuracy_over_seeds(acc["runs"], 2)
     serving = report["onnx_serving"]
     try:
         import onnxruntime  # noqa: F401
@@ -250,8 +289,11 @@ def test_benchmark_end_to_end_quick_json(tiny_corpus: Path):
         assert serving["same_tags_as_pytorch"] == 1.0  # the exported network decodes as slotfill does
     table = format_table(report)
     for text in ("seconds / epoch", "tokens / second", "peak RSS", "batch 256", "latency p99", "GFLOP/s",
-                 "fraction of floor", "tagging the test split", "training corpus x2", "length 160", "best test F1", "onnxruntime"):
+                 "fraction of floor", "tagging the test split", "training corpus x2", "length 160", "onnxruntime",
+                 "slotfill best (ep)", "time ratio over 2 seeds"):
         assert text in table
+    one_seed = {**acc, "runs": acc["runs"][:1], "summary": accuracy_over_seeds(acc["runs"][:1], 2)}
+    assert "best test F1, first 2 epochs" in format_table({**report, "to_accuracy": one_seed})
 
 
 def _baton_pair() -> tuple[Baton, Baton, int]:
