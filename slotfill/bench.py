@@ -726,6 +726,8 @@ def baseline_spec(cfg: Any) -> dict[str, Any]:
         unsupported.append("model.pretrained_vectors")
     if m.attention:
         unsupported.append("model.attention")
+    if m.locked_dropout:
+        unsupported.append("model.locked_dropout")
     if m.cell == "rnn" and m.nonlinearity != "tanh":
         unsupported.append(f"model.nonlinearity={m.nonlinearity}")
     if t.loss_reduction != "sum":

@@ -65,6 +65,7 @@ class ModelConfig:
     dropout: float = 0.5
     embedding_dropout: Optional[float] = None
     output_dropout: Optional[float] = None
+    locked_dropout: bool = False  # one dropout mask per utterance, shared by its time steps
     context_window: int = 0
     pretrained_vectors: Optional[str] = None
     intent: str = "auto"  # auto (when the training data has intents) | on | off

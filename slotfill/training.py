@@ -139,6 +139,7 @@ def build_model(cfg: DictConfig, vocab: Vocab, tagset: TagSet, labels: LabelSet 
         dropout=m.dropout,
         embedding_dropout=m.embedding_dropout,
         output_dropout=m.output_dropout,
+        locked_dropout=m.locked_dropout,
         context_window=m.context_window,
         intent_loss_weight=m.intent_loss_weight,
         head=m.head,
@@ -207,6 +208,7 @@ def describe(model: Tagger) -> str:
     params = sum(p.numel() for p in model.parameters())
     extra = f", context +-{h['context_window']}" if h["context_window"] else ""
     extra += ", self-attention" if h["attention"] else ""
+    extra += ", locked (variational) dropout" if h["locked_dropout"] else ""
     extra += f", language-model loss x{h['lm_loss_weight']:g}" if h["lm_loss_weight"] else ""
     extra += ", intent-conditioned slot bias" if h["intent_slot_bias"] else ""
     intent = f", intent head ({h['num_intents']} intents)" if h["num_intents"] else ""

@@ -180,6 +180,44 @@ def test_fast_dropout_rate_and_scale():
         Dropout(1.0)
 
 
+def test_locked_dropout_shares_one_mask_across_each_utterances_positions():
+    from slotfill.model.dropout import Dropout
+
+    torch.manual_seed(0)
+    drop = Dropout(0.5, locked=True)
+    y = drop(torch.ones(64, 7, 300))
+    dropped = y == 0
+    # every position of an utterance drops the same features ...
+    assert torch.equal(dropped, dropped[:, :1].expand_as(dropped))
+    # ... while utterances and features draw their own, at the requested rate and scale
+    assert not torch.equal(dropped[0, 0], dropped[1, 0])
+    assert abs(float(dropped.float().mean()) - 0.5) < 0.01
+    assert set(torch.unique(y).tolist()) == {0.0, 2.0}
+    # a pooled (B, D) input has one row per utterance: dropped elementwise
+    pooled = drop(torch.ones(64, 300))
+    assert 0.45 < float((pooled == 0).float().mean()) < 0.55
+    drop.eval()
+    x = torch.randn(2, 3, 4)
+    assert torch.equal(drop(x), x)
+    per_token = Dropout(0.5)(torch.ones(64, 7, 300)) == 0
+    assert not torch.equal(per_token, per_token[:, :1].expand_as(per_token))
+
+
+def test_locked_dropout_reaches_every_dropout_on_the_sequence_and_not_evaluation():
+    torch.manual_seed(0)
+    model = make_model(locked_dropout=True, num_layers=2, dropout=0.5)
+    assert model.words.dropout.locked and model.encoder.between_layers.locked and model.slots.dropout.locked
+    assert not make_model().words.dropout.locked
+    words, lengths = padded([[2, 3, 4, 5], [6, 7, 0, 0]])
+    model.eval()
+    torch.testing.assert_close(model(words, lengths)["logits"], model(words, lengths)["logits"])
+    model.train()
+    # the word representation's mask is shared by the positions of an utterance
+    emb = model.words(words)
+    dropped = emb == 0
+    assert torch.equal(dropped[0], dropped[0, :1].expand_as(dropped[0]))
+
+
 def test_intent_head_max_pools_real_tokens_and_its_loss_and_accuracy_by_hand():
     """Hand-set weights: the head's logits, the joint loss and the predicted intents."""
     from slotfill.model.heads import IntentHead

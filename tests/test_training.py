@@ -101,6 +101,21 @@ def test_same_seed_same_result_other_seed_other_weights(tiny_corpus: Path, tmp_p
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
+def test_locked_dropout_trains_changes_the_run_reloads_and_is_logged(tiny_corpus: Path, tmp_path: Path):
+    from slotfill.training import describe
+
+    base = ["data=folder", f"data.dir={tiny_corpus}", "model.dropout=0.3", "trainer.max_epochs=2"]
+    locked = train(compose_train(base + ["model.locked_dropout=true"]), tmp_path / "locked")
+    per_token = train(compose_train(base), tmp_path / "per_token")
+    # other masks, so another trajectory from the same seed
+    assert locked["history"][0]["train_loss"] != per_token["history"][0]["train_loss"]
+    tagger = SlotTagger.load(tmp_path / "locked")
+    assert tagger.model.hparams["locked_dropout"] and tagger.model.words.dropout.locked
+    assert "locked (variational) dropout" in describe(tagger.model)
+    assert "locked" not in describe(SlotTagger.load(tmp_path / "per_token").model)
+    assert len(tagger.tag(["flights from boston to denver"])[0]["tags"]) == 5
+
+
 def test_weight_average_moves_by_one_minus_decay_after_a_warm_up():
     model = torch.nn.Linear(2, 1)
     with torch.no_grad():

@@ -9,9 +9,16 @@ The drop probability is rounded to a multiple of 1/65536 (0.5 exactly; 0.3 becom
 0.300003) and kept elements are scaled by exactly 1 / (1 - that probability), so the
 expected output still equals the input. The masks come from PyTorch's default generator,
 so ``torch.manual_seed`` and ``torch.get_rng_state`` reproduce and resume them.
+
+``locked=True`` is variational (locked) dropout (Gal & Ghahramani, 2016; Merity et al.'s
+AWD-LSTM): on a (B, T, D) sequence each utterance draws one mask of D elements and drops the
+same features at every time step, instead of a fresh mask per token. Inputs of other shapes
+(a pooled (B, D) vector) already hold one row per utterance and are dropped elementwise.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -20,13 +27,17 @@ _LEVELS = 1 << 16
 
 
 class Dropout(nn.Module):
-    """Zeroes each element with probability ``p`` in training; the identity in eval mode."""
+    """Zeroes each element with probability ``p`` in training; the identity in eval mode.
 
-    def __init__(self, p: float = 0.5):
+    ``locked``: on (B, T, D) input, one mask per utterance shared by all its time steps.
+    """
+
+    def __init__(self, p: float = 0.5, locked: bool = False):
         super().__init__()
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout probability must be in [0, 1), got {p}")
         self.p = p
+        self.locked = locked
         self._threshold = round(p * _LEVELS)  # drop where the 16-bit draw is below this
         self._scale = _LEVELS / (_LEVELS - self._threshold)
 
@@ -39,15 +50,16 @@ class Dropout(nn.Module):
             return x
         # The scale goes into the mask (exact: each kept element is still x * scale), so
         # the backward pass is one multiplication by a mask of x's own dtype.
-        return x * keep_mask(x, self._threshold).to(x.dtype).mul_(self._scale)
+        shape = (x.size(0), 1, x.size(2)) if self.locked and x.dim() == 3 else x.shape
+        return x * keep_mask(shape, self._threshold, x.device).to(x.dtype).mul_(self._scale)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}, locked=True" if self.locked else f"p={self.p}"
 
 
-def keep_mask(x: torch.Tensor, threshold: int) -> torch.Tensor:
-    """A bool tensor shaped like ``x``, false where a uniform 16-bit draw is < ``threshold``."""
-    n = x.numel()
-    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
-    draws = words.view(torch.int16)[:n].view(x.shape)  # uniform in [-32768, 32767]
+def keep_mask(shape: torch.Size | tuple[int, ...], threshold: int, device: torch.device | None = None) -> torch.Tensor:
+    """A bool tensor of ``shape``, false where a uniform 16-bit draw is < ``threshold``."""
+    n = math.prod(shape)
+    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
+    draws = words.view(torch.int16)[:n].view(shape)  # uniform in [-32768, 32767]
     return draws >= threshold - _LEVELS // 2

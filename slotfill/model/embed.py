@@ -32,6 +32,7 @@ class WordRepresentation(nn.Module):
         embedding_dim: size of one word vector.
         context_window: k; 0 for the word alone.
         dropout: dropout on the output.
+        locked_dropout: that dropout draws one mask per utterance, shared by its positions.
         num_chars: character vocabulary size; 0 for no character features.
         char_dim, char_filters, char_kernel: the character CNN's sizes (see :class:`CharCNN`).
     """
@@ -46,12 +47,13 @@ class WordRepresentation(nn.Module):
         char_dim: int = 30,
         char_filters: int = 50,
         char_kernel: int = 3,
+        locked_dropout: bool = False,
     ):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=Vocab.pad_index)
         self.chars = CharCNN(num_chars, char_dim, char_filters, char_kernel) if num_chars else None
         self.context_window = context_window
-        self.dropout = Dropout(dropout)
+        self.dropout = Dropout(dropout, locked_dropout)
         token_dim = embedding_dim + (self.chars.output_dim if self.chars is not None else 0)
         self.output_dim = token_dim * (2 * context_window + 1)
 

@@ -48,6 +48,7 @@ class RecurrentEncoder(nn.Module):
         bidirectional: also run right to left and concatenate.
         num_layers: stacked layers.
         dropout: dropout between stacked layers.
+        locked_dropout: that dropout draws one mask per utterance, shared by its time steps.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class RecurrentEncoder(nn.Module):
         bidirectional: bool = True,
         num_layers: int = 1,
         dropout: float = 0.0,
+        locked_dropout: bool = False,
     ):
         super().__init__()
         if cell not in CELLS:
@@ -88,7 +90,7 @@ class RecurrentEncoder(nn.Module):
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.directions = 2 if bidirectional else 1
-        self.between_layers = Dropout(dropout if num_layers > 1 else 0.0)
+        self.between_layers = Dropout(dropout if num_layers > 1 else 0.0, locked_dropout)
         self.output_dim = hidden_size * self.directions
 
     def _run(self, inputs: torch.Tensor, layer: int, reverse: tuple[bool, ...]) -> torch.Tensor:

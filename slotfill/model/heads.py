@@ -53,9 +53,9 @@ def dense(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 class SoftmaxHead(nn.Module):
     """y_t = softmax(V h_t + c): the seed's output layer (returns the logits V h_t + c)."""
 
-    def __init__(self, input_dim: int, num_tags: int, dropout: float = 0.0):
+    def __init__(self, input_dim: int, num_tags: int, dropout: float = 0.0, locked: bool = False):
         super().__init__()
-        self.dropout = Dropout(dropout)
+        self.dropout = Dropout(dropout, locked)
         self.linear = nn.Linear(input_dim, num_tags)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,11 @@ class Tagger(nn.Module):
         dropout: dropout between stacked layers, and the default for the two below.
         embedding_dropout: dropout on the word representation (``None``: ``dropout``).
         output_dropout: dropout before the output layers (``None``: ``dropout``).
+        locked_dropout: variational dropout: on the word representation, between layers and
+            before the slot layer, each utterance draws one mask and drops the same features
+            at every position (:class:`~slotfill.model.dropout.Dropout`); ``False``: a fresh
+            mask per token. The intent layer's pooled input is one row per utterance either
+            way, and the language-model loss's dropout stays per token.
         context_window: concatenate the embeddings of +-k neighbours.
         intent_loss_weight: weight of the intent loss added to each utterance's slot loss.
         head: ``softmax`` (independent per-token distributions, the seed's output layer) or
@@ -76,6 +81,7 @@ class Tagger(nn.Module):
         dropout: float = 0.3,
         embedding_dropout: float | None = None,
         output_dropout: float | None = None,
+        locked_dropout: bool = False,
         context_window: int = 0,
         intent_loss_weight: float = 1.0,
         head: str = "softmax",
@@ -97,6 +103,7 @@ class Tagger(nn.Module):
             "nonlinearity": nonlinearity, "bidirectional": bidirectional,
             "num_layers": num_layers, "dropout": dropout,
             "embedding_dropout": embedding_dropout, "output_dropout": output_dropout,
+            "locked_dropout": locked_dropout,
             "context_window": context_window, "intent_loss_weight": intent_loss_weight,
             "head": head, "constrained_decoding": constrained_decoding,
             "num_chars": num_chars, "char_dim": char_dim, "char_filters": char_filters,
@@ -109,14 +116,16 @@ class Tagger(nn.Module):
         emb_p = dropout if embedding_dropout is None else embedding_dropout
         out_p = dropout if output_dropout is None else output_dropout
         self.words = WordRepresentation(
-            vocab_size, embedding_dim, context_window, emb_p, num_chars, char_dim, char_filters, char_kernel
+            vocab_size, embedding_dim, context_window, emb_p, num_chars, char_dim, char_filters, char_kernel,
+            locked_dropout,
         )
         self.encoder = RecurrentEncoder(
-            self.words.output_dim, hidden_size, cell, nonlinearity, bidirectional, num_layers, dropout
+            self.words.output_dim, hidden_size, cell, nonlinearity, bidirectional, num_layers, dropout,
+            locked_dropout,
         )
         self.attention = SelfAttention(self.encoder.output_dim, hidden_size) if attention else None
         states_dim = self.encoder.output_dim if self.attention is None else self.attention.output_dim
-        self.slots = SoftmaxHead(states_dim, num_tags, out_p)
+        self.slots = SoftmaxHead(states_dim, num_tags, out_p, locked_dropout)
         self.intents = IntentHead(states_dim, num_intents, out_p) if num_intents else None
         self.intent_loss_weight = intent_loss_weight
         if intent_slot_bias and not num_intents:
