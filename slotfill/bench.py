@@ -35,6 +35,7 @@ import json
 import logging
 import math
 import os
+import platform
 import random
 import resource
 import shlex
@@ -234,6 +235,75 @@ def peak_rss_mib() -> float:
     """This process's peak resident set size so far (``ru_maxrss``), in MiB."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+def processor() -> str:
+    """The CPU as far as it can be named, e.g. ``AMD EPYC (family 25, model 17), AVX512 kernels``.
+
+    ``/proc/cpuinfo``'s model name, family and model where there is one, and the widest
+    vector instruction set PyTorch's CPU kernels dispatch to here.
+    """
+    info: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first processor's block is enough
+                key, _, value = line.partition(":")
+                info[key.strip()] = value.strip()
+    except OSError:
+        pass
+    name = info.get("model name") or platform.processor() or platform.machine() or "unknown CPU"
+    if "cpu family" in info and "model" in info:
+        name += f" (family {info['cpu family']}, model {info['model']})"
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)()
+    return f"{name}, {capability} kernels" if capability else name
+
+
+def machine_cpu_seconds() -> dict[str, float] | None:
+    """CPU seconds the whole machine has spent busy and stolen since boot (Linux ``/proc/stat``).
+
+    ``busy`` is user + nice + system + irq + softirq over all cores; ``steal`` is time the
+    hypervisor gave this VM's virtual cores to someone else. ``None`` where there is no
+    ``/proc/stat`` (macOS, Windows).
+    """
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    return {"busy": (user + nice + system + irq + softirq) / tick, "steal": steal / tick}
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have been waited for."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class CpuAccount:
+    """What else used the machine's cores while the benchmark ran, in cores on average.
+
+    The load average lags by about a minute (a run that has just ended still counts), so
+    this measures instead: the machine's busy CPU time over the run less the benchmark's own
+    (this process and its workers, which have exited by :meth:`stop`), and the time stolen
+    by the hypervisor, each divided by the wall time.
+    """
+
+    def __init__(self) -> None:
+        self.wall, self.machine, self.own = time.monotonic(), machine_cpu_seconds(), own_cpu_seconds()
+
+    def stop(self) -> dict[str, float | None]:
+        wall = time.monotonic() - self.wall
+        machine, own = machine_cpu_seconds(), own_cpu_seconds() - self.own
+        if self.machine is None or machine is None or wall <= 0:
+            return {"seconds": wall, "other_cores": None, "steal_cores": None}
+        other = machine["busy"] - self.machine["busy"] - own
+        return {"seconds": wall, "other_cores": max(other, 0.0) / wall,
+                "steal_cores": (machine["steal"] - self.machine["steal"]) / wall}
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -757,6 +827,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     from slotfill.vocab import TagSet
 
     load_start = os.getloadavg()
+    account = CpuAccount()
     data_dir = resolve_data(args.data)
     splits = read_splits(data_dir)
     overrides = model_overrides(args.model)
@@ -811,7 +882,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "test_utterances": len(splits["test"]), "batch_size": args.batch_size, "threads": args.threads,
             "measured_epochs": epochs, "warmup_epochs": 1, "seed": args.seed, "model_overrides": overrides,
             "quick": args.quick, "torch": torch.__version__, "cpu_count": os.cpu_count(),
-            "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
+            "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()), "cpu": account.stop(),
+            "processor": processor(),
             # hand-overs between the two sides (each hands over once per epoch or measurement)
             "turns": {name: side["turns"] for name, side in sides.items()},
         },
@@ -866,11 +938,25 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 def machine_busy(bench: dict[str, Any]) -> bool:
     """Whether other work competed for the cores of a multi-threaded run.
 
-    Other work is the 1-minute load before the run, or the load at its end less the
-    benchmark's own threads (which the end figure counts), whichever is larger.
+    Other work is the CPU time other processes used during the run (:class:`CpuAccount`),
+    in cores on average. Without ``/proc/stat`` it is estimated from the load average: the
+    1-minute load before the run, or the load at its end less the benchmark's own threads
+    (which the end figure counts), whichever is larger.
     """
-    others = max(bench["loadavg_start"][0], bench["loadavg_end"][0] - bench["threads"])
+    others = (bench.get("cpu") or {}).get("other_cores")
+    if others is None:
+        others = max(bench["loadavg_start"][0], bench["loadavg_end"][0] - bench["threads"])
     return bench["threads"] > 1 and others + bench["threads"] > (bench["cpu_count"] or 1) + 0.5
+
+
+def machine_use(bench: dict[str, Any]) -> str:
+    """One phrase: what else ran during the benchmark, and the load average."""
+    cpu = bench.get("cpu") or {}
+    load = f"1-min load average {bench['loadavg_start'][0]:.2f} at start, {bench['loadavg_end'][0]:.2f} at end"
+    if cpu.get("other_cores") is None:
+        return load
+    return (f"other processes used {cpu['other_cores']:.2f} cores and the hypervisor took "
+            f"{cpu['steal_cores']:.2f} on average over the run's {cpu['seconds']:.0f} s ({load})")
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -886,8 +972,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"inference on {s['inference']['sentences']} test sentences",
         f"the sides take turns, epoch by epoch and measurement by measurement "
         f"({b['turns']['slotfill'] + b['turns']['baseline']} hand-overs): never timed at once, and alike exposed to the machine's drift",
-        f"machine: {b['cpu_count']} cores, 1-min load average {b['loadavg_start'][0]:.2f} at start, "
-        f"{b['loadavg_end'][0]:.2f} at end",
+        f"machine: {b['processor']}, {b['cpu_count']} cores; {machine_use(b)}",
     ]
     if machine_busy(b):
         lines.append("warning: the machine is busy; with several threads per side, threads wait for each other "

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from slotfill import bench
 from slotfill.bench import (
     Baton,
     accuracy_over_seeds,
@@ -19,6 +20,7 @@ from slotfill.bench import (
     compare_accuracy,
     format_table,
     machine_busy,
+    machine_use,
     model_overrides,
     parse_args,
     percentile,
@@ -133,6 +135,38 @@ def test_busy_machine_warning_discounts_the_benchmarks_own_threads():
     assert machine_busy({**quiet, "loadavg_start": [1.0, 0, 0]})  # a job was running before
     assert machine_busy({**quiet, "loadavg_end": [3.2, 0, 0]})  # one started during the run
     assert not machine_busy({**quiet, "threads": 1, "loadavg_start": [1.0, 0, 0]})
+    # Where the CPU time of other processes was measured, it decides, not the lagging load.
+    measured = {**quiet, "loadavg_start": [1.4, 0, 0], "cpu": {"other_cores": 0.05, "steal_cores": 0.0, "seconds": 60}}
+    assert not machine_busy(measured)
+    assert machine_busy({**measured, "loadavg_start": [0.0, 0, 0], "cpu": {**measured["cpu"], "other_cores": 0.8}})
+    assert "other processes used 0.05 cores" in machine_use(measured)
+    assert machine_use({**quiet, "cpu": None}).startswith("1-min load average 0.20")
+
+
+def test_cpu_account_subtracts_the_benchmarks_own_cpu_time(monkeypatch):
+    clock = iter([100.0, 110.0])
+    machine = iter([{"busy": 500.0, "steal": 3.0}, {"busy": 526.0, "steal": 4.0}])
+    own = iter([7.0, 25.0])
+    monkeypatch.setattr(bench.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(bench, "machine_cpu_seconds", lambda: next(machine))
+    monkeypatch.setattr(bench, "own_cpu_seconds", lambda: next(own))
+    # 26 busy seconds on the machine in 10 s, 18 of them the benchmark's: 0.8 cores of other work.
+    assert bench.CpuAccount().stop() == pytest.approx({"seconds": 10.0, "other_cores": 0.8, "steal_cores": 0.1})
+
+
+def test_cpu_account_without_proc_stat_reports_no_figure(monkeypatch):
+    monkeypatch.setattr(bench, "machine_cpu_seconds", lambda: None)
+    assert bench.CpuAccount().stop()["other_cores"] is None
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="Linux only")
+def test_machine_cpu_seconds_reads_proc_stat():
+    first = bench.machine_cpu_seconds()
+    sum(i * i for i in range(200_000))  # some CPU time of our own
+    second = bench.machine_cpu_seconds()
+    assert first is not None and second is not None
+    assert second["busy"] >= first["busy"] > 0 and second["steal"] >= first["steal"] >= 0
+    assert bench.processor()  # names something, e.g. "AMD EPYC (family 25, model 17), AVX512 kernels"
 
 
 def test_onnx_serving_is_skipped_with_a_reason_without_the_export_extra(monkeypatch, tmp_path):
