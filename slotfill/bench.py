@@ -35,7 +35,6 @@ import json
 import logging
 import math
 import os
-import platform
 import random
 import resource
 import shlex
@@ -51,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from slotfill.data.example import Example
+from slotfill.machine import processor
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -235,29 +235,6 @@ def peak_rss_mib() -> float:
     """This process's peak resident set size so far (``ru_maxrss``), in MiB."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
-
-
-def processor() -> str:
-    """The CPU as far as it can be named, e.g. ``AMD EPYC (family 25, model 17), AVX512 kernels``.
-
-    ``/proc/cpuinfo``'s model name, family and model where there is one, and the widest
-    vector instruction set PyTorch's CPU kernels dispatch to here.
-    """
-    info: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if not line.strip():
-                    break  # the first processor's block is enough
-                key, _, value = line.partition(":")
-                info[key.strip()] = value.strip()
-    except OSError:
-        pass
-    name = info.get("model name") or platform.processor() or platform.machine() or "unknown CPU"
-    if "cpu family" in info and "model" in info:
-        name += f" (family {info['cpu family']}, model {info['model']})"
-    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)()
-    return f"{name}, {capability} kernels" if capability else name
 
 
 def machine_cpu_seconds() -> dict[str, float] | None:

@@ -43,6 +43,7 @@ from slotfill.data.loading import load_splits
 from slotfill.errors import ConfigError, SlotfillError
 from slotfill.evaluation import predict, score, score_both_decodings, unseen_gold_tags, write_predictions
 from slotfill.gradflow import gradient_flow
+from slotfill.machine import describe_environment, environment
 from slotfill.model import Tagger, read_vectors
 from slotfill.vocab import LabelSet, Normalizer, TagSet, Vocab
 
@@ -454,6 +455,8 @@ def train(
     model = build_model(cfg, vocab, tagset, labels).to(device)
     params = sum(p.numel() for p in model.parameters())
     log.info("model: %s", describe(model))
+    env = environment()
+    log.info("machine: %s", describe_environment(env))
     log.info(
         "training: %s lr=%g batch=%d loss=%s clip_norm=%s clip_value=%s scheduler=%s ema_decay=%s "
         "unk_dropout=%g slot_unk_dropout=%g device=%s seed=%d",
@@ -720,6 +723,7 @@ def train(
             "history": state.history,
             "data": {split: len(ex) for split, ex in splits.items()},
             "device": str(device),
+            "environment": env,
             "slotfill_version": slotfill.__version__,
             "config": OmegaConf.to_container(cfg, resolve=True),
         }
