@@ -46,6 +46,7 @@ from slotfill.data.loading import load_splits
 from slotfill.errors import SlotfillError
 from slotfill.evaluation import score_both_decodings, write_predictions
 from slotfill.inference import build_tagger
+from slotfill.machine import environment
 from slotfill.vocab import LabelSet, TagSet, Vocab
 
 log = logging.getLogger(__name__)
@@ -310,6 +311,7 @@ def score_ensemble(
             "run_dir": str(output_dir),
             "data": {"dev": len(splits["dev"]), "test": len(splits["test"])},
             "device": str(device),
+            "environment": environment(),  # of the decoding; each member's results.json has its own
             "slotfill_version": slotfill.__version__,
             "config": OmegaConf.to_container(cfg, resolve=True),
         }

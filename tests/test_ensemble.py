@@ -102,6 +102,7 @@ def test_trainer_ensemble_trains_members_with_consecutive_seeds_and_scores_them_
     assert members[1]["test_f1"] == single["test"]["f1"] and members[1]["dev_f1"] == single["dev"]["f1"]
     on_disk = json.loads((tmp_path / "ens" / "results.json").read_text())
     assert on_disk["test"]["f1"] == results["test"]["f1"] and on_disk["ensemble"]["size"] == 2
+    assert on_disk["environment"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert on_disk["epochs"] == sum(m["epochs"] for m in members)
     assert (tmp_path / "ens" / "predictions" / "test.conll").is_file()
 
