@@ -23,10 +23,9 @@ import torch
 ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
-def cpu_capability() -> str | None:
+def cpu_capability() -> str:
     """The vector instruction set PyTorch's CPU kernels dispatch to here (``AVX512``, ``AVX2``, ...)."""
-    get = getattr(torch.backends.cpu, "get_cpu_capability", None)
-    return get() if get is not None else None
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def processor() -> str:
@@ -48,8 +47,7 @@ def processor() -> str:
     name = info.get("model name") or platform.processor() or platform.machine() or "unknown CPU"
     if "cpu family" in info and "model" in info:
         name += f" (family {info['cpu family']}, model {info['model']})"
-    capability = cpu_capability()
-    return f"{name}, {capability} kernels" if capability else name
+    return f"{name}, {cpu_capability()} kernels"
 
 
 def environment() -> dict[str, Any]:
