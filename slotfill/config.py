@@ -79,6 +79,7 @@ class ModelConfig:
     lm_loss_weight: float = 0.0  # > 0: auxiliary next/previous-word loss on the first layer (training only)
     lm_vocab: int = 5000  # words that loss predicts, most frequent first (rarer ones: <unk>)
     lm_hidden: int = 50  # its tanh layer
+    lm_cutoffs: list[int] = field(default_factory=list)  # adaptive softmax clusters from these words on ([]: full)
     intent_slot_bias: bool = False  # slot scores += softmax(intent scores) @ a learned (intents x tags) matrix
 
 
@@ -247,6 +248,12 @@ def validate_train(cfg: DictConfig) -> None:
     if m.lm_loss_weight:
         _check(m.lm_vocab >= 2, f"model.lm_vocab={m.lm_vocab} must be >= 2")
         _check(m.lm_hidden >= 1, f"model.lm_hidden={m.lm_hidden} must be a positive integer")
+        cutoffs = list(m.lm_cutoffs)
+        _check(
+            all(c >= 1 for c in cutoffs) and cutoffs == sorted(set(cutoffs)) and all(c < m.lm_vocab for c in cutoffs),
+            f"model.lm_cutoffs={cutoffs} must be increasing positive integers below model.lm_vocab={m.lm_vocab}, "
+            "e.g. [200,1000] (or [] for a full softmax)",
+        )
     if m.pretrained_vectors:
         _check(Path(m.pretrained_vectors).is_file(), f"model.pretrained_vectors={m.pretrained_vectors} does not exist")
     _check(v.digits in DIGIT_MODES, f"vocab.digits={v.digits!r} is unknown: use one of {', '.join(DIGIT_MODES)}")

@@ -153,6 +153,7 @@ def build_model(cfg: DictConfig, vocab: Vocab, tagset: TagSet, labels: LabelSet 
         lm_loss_weight=m.lm_loss_weight,
         lm_vocab=m.lm_vocab,
         lm_hidden=m.lm_hidden,
+        lm_cutoffs=list(m.lm_cutoffs),
         intent_slot_bias=m.intent_slot_bias,
     )
     model.set_tag_constraints(tagset.itos)
@@ -197,6 +198,8 @@ def _flat_hparams(cfg: DictConfig) -> dict[str, Any]:
         for key, value in OmegaConf.to_container(cfg[section], resolve=True).items():
             if isinstance(value, (int, float, str, bool)):
                 flat[f"{section}.{key}"] = value
+            elif isinstance(value, list) and all(isinstance(v, (int, float, str, bool)) for v in value):
+                flat[f"{section}.{key}"] = str(value)  # e.g. model.lm_cutoffs, optim.betas
     flat["data.name"] = cfg.data.name
     flat["seed"] = cfg.seed
     return flat
@@ -211,6 +214,8 @@ def describe(model: Tagger) -> str:
     extra += ", self-attention" if h["attention"] else ""
     extra += ", locked (variational) dropout" if h["locked_dropout"] else ""
     extra += f", language-model loss x{h['lm_loss_weight']:g}" if h["lm_loss_weight"] else ""
+    cutoffs = h.get("lm_cutoffs") if h["lm_loss_weight"] else None  # absent from older checkpoints
+    extra += f" (adaptive softmax, clusters from words {', '.join(map(str, cutoffs))})" if cutoffs else ""
     extra += ", intent-conditioned slot bias" if h["intent_slot_bias"] else ""
     intent = f", intent head ({h['num_intents']} intents)" if h["num_intents"] else ""
     return (

@@ -303,3 +303,14 @@ def test_gradient_flow_is_measured_at_init_and_end(cell, context, tiny_corpus, t
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
     assert {"gradient_flow/init_decay", "gradient_flow/final_decay"} <= set(events.Tags()["scalars"])
     assert train(compose_train(["data=folder", f"data.dir={tiny_corpus}"]), tmp_path / "off")["gradient_flow"] is None
+
+
+def test_tensorboard_hparams_keep_list_settings_as_text():
+    """TensorBoard's hparams take scalars only; a list setting (model.lm_cutoffs, optim.betas)
+    is recorded as its text rather than left out, so runs that differ in it stay apart."""
+    from slotfill.training import _flat_hparams
+
+    flat = _flat_hparams(compose_train(["model.lm_loss_weight=0.1", "model.lm_cutoffs=[200,1000]"]))
+    assert flat["model.lm_cutoffs"] == "[200, 1000]"
+    assert flat["model.lm_loss_weight"] == 0.1 and flat["optim.betas"] == "[0.9, 0.999]"
+    assert _flat_hparams(compose_train([]))["model.lm_cutoffs"] == "[]"

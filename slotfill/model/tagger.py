@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -60,6 +61,8 @@ class Tagger(nn.Module):
             word, its backward states the previous one); 0 for none.
         lm_vocab: words that loss predicts, the most frequent first (the rest are ``<unk>``).
         lm_hidden: size of that loss's tanh layer.
+        lm_cutoffs: where that loss's adaptive softmax starts its rarer word clusters (empty:
+            a full softmax over ``lm_vocab`` words); see :class:`LanguageModelHead`.
         intent_slot_bias: with an intent head, add to every token's slot scores the intent
             distribution times a learned (intents x tags) matrix, so that the predicted intent
             shifts the tags (ATIS labels a city ``city_name`` in ground-service questions and
@@ -94,6 +97,7 @@ class Tagger(nn.Module):
         lm_loss_weight: float = 0.0,
         lm_vocab: int = 5000,
         lm_hidden: int = 50,
+        lm_cutoffs: Sequence[int] = (),
         intent_slot_bias: bool = False,
     ):
         super().__init__()
@@ -109,7 +113,7 @@ class Tagger(nn.Module):
             "num_chars": num_chars, "char_dim": char_dim, "char_filters": char_filters,
             "char_kernel": char_kernel, "attention": attention,
             "lm_loss_weight": lm_loss_weight, "lm_vocab": lm_vocab, "lm_hidden": lm_hidden,
-            "intent_slot_bias": intent_slot_bias,
+            "lm_cutoffs": list(lm_cutoffs), "intent_slot_bias": intent_slot_bias,
         }
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -135,7 +139,7 @@ class Tagger(nn.Module):
         self.lm = None
         if lm_loss_weight > 0:
             self.lm = LanguageModelHead(
-                hidden_size, self.encoder.directions, min(lm_vocab, vocab_size), lm_hidden, out_p
+                hidden_size, self.encoder.directions, min(lm_vocab, vocab_size), lm_hidden, out_p, lm_cutoffs
             )
         self.lm_loss_weight = lm_loss_weight
         self.constrained_decoding = constrained_decoding
