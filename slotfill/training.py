@@ -214,7 +214,7 @@ def describe(model: Tagger) -> str:
     extra += ", self-attention" if h["attention"] else ""
     extra += ", locked (variational) dropout" if h["locked_dropout"] else ""
     extra += f", language-model loss x{h['lm_loss_weight']:g}" if h["lm_loss_weight"] else ""
-    cutoffs = h["lm_cutoffs"] if h["lm_loss_weight"] else []
+    cutoffs = model.lm.cutoffs if model.lm is not None else []  # as built: those past the vocabulary are dropped
     extra += f" (adaptive softmax, clusters from words {', '.join(map(str, cutoffs))})" if cutoffs else ""
     extra += ", intent-conditioned slot bias" if h["intent_slot_bias"] else ""
     intent = f", intent head ({h['num_intents']} intents)" if h["num_intents"] else ""

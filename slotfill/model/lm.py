@@ -88,7 +88,7 @@ class LanguageModelHead(nn.Module):
         """(N, classes) log-probabilities of one direction's predictions from (N, H) states."""
         net = self.directions[direction]
         if self.cutoffs:
-            return net[-1].log_prob(net[:-1](states))
+            return net[2].log_prob(net[1](net[0](states)))
         return F.log_softmax(net(states), dim=-1)
 
     def targets(self, words: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
@@ -118,7 +118,9 @@ class LanguageModelHead(nn.Module):
             half = states[..., d * self.hidden_size : (d + 1) * self.hidden_size].reshape(-1, self.hidden_size)
             inputs, gold = self.dropout(half[real]), target.reshape(-1)[real]  # padding costs nothing
             if self.cutoffs:  # the log-probability of each gold class, computing only its clusters
-                total = total - net[-1](net[:-1](inputs), gold).output.sum()
+                # net = (Linear, Tanh, adaptive softmax); indexed, not sliced: a slice builds a
+                # new Sequential on every call.
+                total = total - net[2](net[1](net[0](inputs)), gold).output.sum()
             else:
                 total = total + F.cross_entropy(net(inputs), gold, reduction="sum")
         return total
