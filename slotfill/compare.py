@@ -4,12 +4,14 @@
     slotfill-compare multirun/atis/compare_cells/TIME
 
 Every ``results.json`` below the folder is read (recursively). Runs are grouped by their
-resolved config minus the seed and the keys that do not change the model (threads, device,
-resume, progress bars, logging, evaluation batch size, checkpoint frequency). The table
-shows the keys that differ between groups, the seeds, dev and test slot F1 (mean ± sample
-standard deviation over seeds), parameters, seconds per epoch, training tokens per second
-and the gradient decay per step (from ``results.json``'s ``gradient_flow`` or a
-``gradient_flow.json`` beside it, see :mod:`slotfill.gradflow`; ``-`` when neither exists).
+resolved config minus the seed (and the cross-validation fold, ``data.cv_fold``: a group's
+dev F1 is then the mean over held-out folds) and the keys that do not change the model
+(threads, device, resume, progress bars, logging, evaluation batch size, checkpoint
+frequency). The table shows the keys that differ between groups, the seeds (``seed/fN`` for
+fold N), dev and test slot F1 (mean ± sample standard deviation over the runs),
+parameters, seconds per epoch, training tokens per second and the gradient decay per step
+(from ``results.json``'s ``gradient_flow`` or a ``gradient_flow.json`` beside it, see
+:mod:`slotfill.gradflow`; ``-`` when neither exists).
 
 Significance: for every pair of configurations, a **paired bootstrap over test sentences**
 (the runs' ``predictions/test.conll``; each resample draws the test sentences with
@@ -50,7 +52,7 @@ log = logging.getLogger(__name__)
 
 # Keys that do not change what is trained (or that a sweep varies on purpose: the seed).
 IGNORED_KEYS = (
-    "seed", "threads", "device", "resume", "trainer.progress", "trainer.eval_batch_size",
+    "seed", "data.cv_fold", "threads", "device", "resume", "trainer.progress", "trainer.eval_batch_size",
     "trainer.checkpoint_every_n_steps", "trainer.ensemble_jobs",
 )
 IGNORED_PREFIXES = ("hydra.", "logger.")
@@ -77,6 +79,12 @@ class Run:
     @property
     def seed(self) -> Any:
         return self.config.get("seed")
+
+    @property
+    def sample(self) -> Any:
+        """The seed, or ``seed/fN`` for a cross-validation run on fold N (``data.cv_folds``)."""
+        data = self.config.get("data") or {}
+        return f"{self.seed}/f{data.get('cv_fold', 0)}" if data.get("cv_folds") else self.seed
 
 
 @dataclass
@@ -456,7 +464,7 @@ def group_row(group: Group, keys: Sequence[str]) -> dict[str, Any]:
     settings = group.settings
     return {
         **{k: settings.get(k) for k in keys},
-        "seeds": [r.seed for r in runs],
+        "seeds": [r.sample for r in runs],
         "runs": len(runs),
         "dev_f1_mean": dev_m, "dev_f1_std": dev_s,
         "test_f1_mean": test_m, "test_f1_std": test_s,
@@ -618,7 +626,7 @@ def write_runs_csv(summary: Summary, path: Path) -> None:
             flat = flatten(run.config)
             res = run.results
             writer.writerow([
-                _rel(run.path, summary.root), run.status, *(flat.get(k, "") for k in summary.keys), run.seed,
+                _rel(run.path, summary.root), run.status, *(flat.get(k, "") for k in summary.keys), run.sample,
                 res.get("dev", {}).get("f1", "") if run.ok else "", res.get("test", {}).get("f1", "") if run.ok else "",
                 res.get("epochs", "") if run.ok else "", res.get("seconds_per_epoch", "") if run.ok else "",
                 "" if _decay(run, "final") is None else _decay(run, "final"), run.error.splitlines()[0] if run.error else "",

@@ -29,7 +29,10 @@ class DataConfig:
 
     ``format=jointbert`` reads ``dir/{train,dev,test}/{seq.in,seq.out,label}``; ``conll`` and
     ``iob`` read the files ``train``, ``dev``, ``test``. ``download`` names a benchmark that
-    is fetched into ``dir`` when ``dir`` does not exist.
+    is fetched into ``dir`` when ``dir`` does not exist. ``cv_folds=k`` (k >= 2) cuts train
+    into k fixed folds and holds out fold ``cv_fold`` as the dev split (the dataset's own dev
+    split is then not read): ``data.cv_fold=0,1,...,k-1`` in a sweep is k-fold
+    cross-validation (:func:`slotfill.data.loading.fold_indices`).
     """
 
     name: str = "custom"
@@ -43,6 +46,9 @@ class DataConfig:
     delimiter: Optional[str] = None
     bio_repair: bool = True
     download: Optional[str] = None
+    cv_folds: int = 0  # k >= 2: k-fold cross-validation over train; fold cv_fold is the dev split
+    cv_fold: int = 0
+    cv_seed: int = 0  # the shuffle that assigns utterances to folds (not the training seed)
 
 
 @dataclass
@@ -215,6 +221,12 @@ def validate_data(data: DictConfig | DataConfig, splits: tuple[str, ...] = ("tra
         return (isinstance(data, DictConfig) and OmegaConf.is_missing(data, key)) or not data[key]
 
     _check(data.format in DATA_FORMATS, f"data.format={data.format!r} is unknown: use one of {', '.join(DATA_FORMATS)}")
+    folds = getattr(data, "cv_folds", 0)
+    if folds:
+        _check(folds >= 2, f"data.cv_folds={folds} must be >= 2 (or 0 for the dataset's own dev split)")
+        _check(0 <= data.cv_fold < folds, f"data.cv_fold={data.cv_fold} must be in [0, {folds - 1}] (0 to data.cv_folds - 1)")
+        # the folds come from train: the dataset's dev split is not read
+        splits = tuple(dict.fromkeys("train" if s == "dev" else s for s in splits))
     if data.format == "jointbert":
         _check(not splits or not unset("dir"), "data.dir is not set: point it at a folder with train/, dev/, test/ (e.g. data.dir=path/to/atis)")
     else:

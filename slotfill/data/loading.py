@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,19 +38,65 @@ def read_path(data: Any, path: str | Path) -> list[Example]:
     raise ValueError(f"unknown data format {data.format!r}")
 
 
+def cv_folds(data: Any) -> int:
+    """``data.cv_folds`` (0: no cross-validation); configs saved before the option have none."""
+    return int(getattr(data, "cv_folds", 0) or 0)
+
+
+def fold_indices(n: int, folds: int, fold: int, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Training and held-out positions of fold ``fold`` of ``folds`` over ``n`` utterances.
+
+    The positions are shuffled once with their own generator (``seed``), independent of the
+    training seed, and fold i takes every ``folds``-th of them from the i-th: the folds
+    partition the data, differ in size by at most one, and each run with the same ``n``,
+    ``folds`` and ``seed`` holds out the same utterances. Both lists keep the file order.
+    """
+    if folds < 2 or not 0 <= fold < folds:
+        raise ValueError(f"fold {fold} of {folds}: need folds >= 2 and 0 <= fold < folds")
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    held = set(order[fold::folds])
+    return [i for i in range(n) if i not in held], sorted(held)
+
+
 def load_splits(data: Any, splits: Sequence[str] = SPLITS) -> dict[str, list[Example]]:
-    """Read the requested splits of the dataset that ``data`` (a ``DataConfig``) describes."""
+    """Read the requested splits of the dataset that ``data`` (a ``DataConfig``) describes.
+
+    With ``data.cv_folds`` = k >= 2, ``train`` and ``dev`` are cut from the train split (fold
+    ``data.cv_fold`` is the dev split, the other k - 1 folds the training data; see
+    :func:`fold_indices`); the dataset's own dev split is not read, and test is as it is.
+    """
+    k = cv_folds(data)
+    wanted = list(splits)
+    if k:
+        wanted = [s for s in splits if s not in ("train", "dev")]
+        if "train" in splits or "dev" in splits:
+            wanted.insert(0, "train")
     if data.format == "jointbert":
         root = Path(data.dir)
         if data.download and not root.exists():
             ensure_dataset(data.download, root)
-        out = read_jointbert(root, tuple(splits), bio_repair=data.bio_repair)
+        out = read_jointbert(root, tuple(wanted), bio_repair=data.bio_repair)
     else:
-        out = {split: read_path(data, data[split]) for split in splits}
-    for split in splits:
+        out = {split: read_path(data, data[split]) for split in wanted}
+    for split in wanted:
         if not out[split]:
             where = Path(data.dir) / split if data.format == "jointbert" else Path(data[split])
             raise DataError(where, None, f"the {split} split holds no utterance", "check the file")
+    if k and "train" in out:
+        pool = out.pop("train")
+        where = Path(data.dir) / "train" if data.format == "jointbert" else Path(data.train)
+        if len(pool) < k:
+            raise DataError(where, None, f"data.cv_folds={k} needs at least {k} training utterances, found {len(pool)}", "lower data.cv_folds")
+        train, held = fold_indices(len(pool), k, data.cv_fold, data.cv_seed)
+        log.info(
+            "cross-validation: fold %d of %d (cv_seed %d) holds out %d of the %d training utterances as the dev split",
+            data.cv_fold, k, data.cv_seed, len(held), len(pool),
+        )
+        for split, rows in (("train", train), ("dev", held)):
+            if split in splits:
+                out[split] = [pool[i] for i in rows]
+    out = {split: out[split] for split in splits}
     log.info(
         "data %s: %s",
         getattr(data, "name", data.format),
