@@ -528,6 +528,12 @@ def markdown(summary: Summary) -> str:
         "in %, mean ± sample std over seeds; test is scored once at the best-dev epoch.",
         "",
     ]
+    if any(isinstance(r.sample, str) for r in summary.runs):
+        lines += [
+            "Runs marked seed/fN are cross-validation folds (data.cv_folds): their dev F1 is the held-out "
+            "fold's, and a configuration's mean is over its seeds and folds.",
+            "",
+        ]
     header = [*(k for k in keys), "seeds", "dev F1", "test F1", "params", "s/epoch", "tokens/s", "grad decay/step (init → final)"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))

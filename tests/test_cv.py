@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from slotfill.cli import evaluate_checkpoint
-from slotfill.compare import summarize
+from slotfill.compare import markdown, summarize
 from slotfill.config import validate_data
 from slotfill.data.loading import fold_indices, load_splits
 from slotfill.errors import ConfigError, DataError
@@ -104,3 +104,4 @@ def test_a_fold_run_trains_scores_and_evaluates_on_its_fold(tmp_path):
     assert summary.rows[0]["seeds"] == ["0/f0", "0/f1"]
     dev = [json.loads((runs / str(f) / "results.json").read_text())["dev"]["f1"] for f in (0, 1)]
     assert summary.rows[0]["dev_f1_mean"] == pytest.approx(sum(dev) / 2)
+    assert "Runs marked seed/fN are cross-validation folds" in markdown(summary)
