@@ -50,7 +50,8 @@ from slotfill.data.bio import spans
 
 log = logging.getLogger(__name__)
 
-# Keys that do not change what is trained (or that a sweep varies on purpose: the seed).
+# Keys that do not change what is trained (or that a sweep varies on purpose: the seed and
+# the cross-validation fold, over which a configuration's runs are averaged).
 IGNORED_KEYS = (
     "seed", "data.cv_fold", "threads", "device", "resume", "trainer.progress", "trainer.eval_batch_size",
     "trainer.checkpoint_every_n_steps", "trainer.ensemble_jobs",

@@ -221,7 +221,9 @@ def validate_data(data: DictConfig | DataConfig, splits: tuple[str, ...] = ("tra
         return (isinstance(data, DictConfig) and OmegaConf.is_missing(data, key)) or not data[key]
 
     _check(data.format in DATA_FORMATS, f"data.format={data.format!r} is unknown: use one of {', '.join(DATA_FORMATS)}")
-    folds = getattr(data, "cv_folds", 0)
+    from slotfill.data.loading import cv_folds
+
+    folds = cv_folds(data)
     if folds:
         _check(folds >= 2, f"data.cv_folds={folds} must be >= 2 (or 0 for the dataset's own dev split)")
         _check(0 <= data.cv_fold < folds, f"data.cv_fold={data.cv_fold} must be in [0, {folds - 1}] (0 to data.cv_folds - 1)")

@@ -39,7 +39,10 @@ def read_path(data: Any, path: str | Path) -> list[Example]:
 
 
 def cv_folds(data: Any) -> int:
-    """``data.cv_folds`` (0: no cross-validation); configs saved before the option have none."""
+    """``data.cv_folds`` (0: no cross-validation); configs saved before the option have none.
+
+    The one reading of that key, for :func:`load_splits` and :func:`slotfill.config.validate_data`.
+    """
     return int(getattr(data, "cv_folds", 0) or 0)
 
 
