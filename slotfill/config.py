@@ -221,14 +221,13 @@ def validate_data(data: DictConfig | DataConfig, splits: tuple[str, ...] = ("tra
         return (isinstance(data, DictConfig) and OmegaConf.is_missing(data, key)) or not data[key]
 
     _check(data.format in DATA_FORMATS, f"data.format={data.format!r} is unknown: use one of {', '.join(DATA_FORMATS)}")
-    from slotfill.data.loading import cv_folds
+    from slotfill.data.loading import cv_folds, source_splits
 
     folds = cv_folds(data)
     if folds:
         _check(folds >= 2, f"data.cv_folds={folds} must be >= 2 (or 0 for the dataset's own dev split)")
         _check(0 <= data.cv_fold < folds, f"data.cv_fold={data.cv_fold} must be in [0, {folds - 1}] (0 to data.cv_folds - 1)")
-        # the folds come from train: the dataset's dev split is not read
-        splits = tuple(dict.fromkeys("train" if s == "dev" else s for s in splits))
+    splits = source_splits(data, splits)  # with folds, dev comes from train: its own file is not read
     if data.format == "jointbert":
         _check(not splits or not unset("dir"), "data.dir is not set: point it at a folder with train/, dev/, test/ (e.g. data.dir=path/to/atis)")
     else:

@@ -41,9 +41,23 @@ def read_path(data: Any, path: str | Path) -> list[Example]:
 def cv_folds(data: Any) -> int:
     """``data.cv_folds`` (0: no cross-validation); configs saved before the option have none.
 
-    The one reading of that key, for :func:`load_splits` and :func:`slotfill.config.validate_data`.
+    The one reading of that key, for :func:`source_splits`, :func:`load_splits` and
+    :func:`slotfill.config.validate_data`.
     """
     return int(getattr(data, "cv_folds", 0) or 0)
+
+
+def source_splits(data: Any, splits: Sequence[str]) -> tuple[str, ...]:
+    """The dataset splits that reading ``splits`` takes: ``dev`` comes from ``train`` under
+    cross-validation (``data.cv_folds``); order kept, each once."""
+    if not cv_folds(data):
+        return tuple(splits)
+    return tuple(dict.fromkeys("train" if s == "dev" else s for s in splits))
+
+
+def split_path(data: Any, split: str) -> Path:
+    """Where one split is read from: its folder (``jointbert``) or its file."""
+    return Path(data.dir) / split if data.format == "jointbert" else Path(data[split])
 
 
 def fold_indices(n: int, folds: int, fold: int, seed: int = 0) -> tuple[list[int], list[int]]:
@@ -70,27 +84,21 @@ def load_splits(data: Any, splits: Sequence[str] = SPLITS) -> dict[str, list[Exa
     :func:`fold_indices`); the dataset's own dev split is not read, and test is as it is.
     """
     k = cv_folds(data)
-    wanted = list(splits)
-    if k:
-        wanted = [s for s in splits if s not in ("train", "dev")]
-        if "train" in splits or "dev" in splits:
-            wanted.insert(0, "train")
+    wanted = source_splits(data, splits)
     if data.format == "jointbert":
         root = Path(data.dir)
         if data.download and not root.exists():
             ensure_dataset(data.download, root)
-        out = read_jointbert(root, tuple(wanted), bio_repair=data.bio_repair)
+        out = read_jointbert(root, wanted, bio_repair=data.bio_repair)
     else:
         out = {split: read_path(data, data[split]) for split in wanted}
     for split in wanted:
         if not out[split]:
-            where = Path(data.dir) / split if data.format == "jointbert" else Path(data[split])
-            raise DataError(where, None, f"the {split} split holds no utterance", "check the file")
+            raise DataError(split_path(data, split), None, f"the {split} split holds no utterance", "check the file")
     if k and "train" in out:
         pool = out.pop("train")
-        where = Path(data.dir) / "train" if data.format == "jointbert" else Path(data.train)
         if len(pool) < k:
-            raise DataError(where, None, f"data.cv_folds={k} needs at least {k} training utterances, found {len(pool)}", "lower data.cv_folds")
+            raise DataError(split_path(data, "train"), None, f"data.cv_folds={k} needs at least {k} training utterances, found {len(pool)}", "lower data.cv_folds")
         train, held = fold_indices(len(pool), k, data.cv_fold, data.cv_seed)
         log.info(
             "cross-validation: fold %d of %d (cv_seed %d) holds out %d of the %d training utterances as the dev split",
