@@ -149,6 +149,9 @@ class TrainerConfig:
     ensemble: int = 1  # > 1: train this many taggers (seeds seed*k .. seed*k+k-1) and decode their mean scores
     ensemble_jobs: int = 1  # ensemble members trained at once, each in its own process
     progress: Optional[bool] = None  # None: bars only when stderr is a terminal
+    distill_from: list[str] = field(default_factory=list)  # teachers: checkpoints or run folders (slotfill.distill)
+    distill_weight: float = 0.5  # each utterance's loss: (1 - w) gold + w teacher
+    distill_temperature: float = 1.0  # the teacher's scores are divided by this before normalising
 
 
 @dataclass
@@ -283,6 +286,13 @@ def validate_train(cfg: DictConfig) -> None:
     _check(t.ensemble >= 1, f"trainer.ensemble={t.ensemble} must be >= 1 (1: a single tagger)")
     _check(t.ensemble_jobs >= 1, f"trainer.ensemble_jobs={t.ensemble_jobs} must be >= 1")
     _check(t.patience >= 1, f"trainer.patience={t.patience} must be >= 1")
+    _check(0.0 <= t.distill_weight <= 1.0, f"trainer.distill_weight={t.distill_weight} must be in [0, 1] (the teacher's share of the loss)")
+    _check(t.distill_temperature > 0 and math.isfinite(t.distill_temperature), f"trainer.distill_temperature={t.distill_temperature} must be a positive number (1: the teacher's own distribution)")
+    if t.distill_from:
+        from slotfill.distill import teacher_file
+
+        for path in t.distill_from:
+            teacher_file(path)
     _check(t.max_skipped_steps >= 1, f"trainer.max_skipped_steps={t.max_skipped_steps} must be >= 1")
     _check(t.checkpoint_every_n_steps >= 0, f"trainer.checkpoint_every_n_steps={t.checkpoint_every_n_steps} must be >= 0")
     _check(t.loss_reduction in LOSS_REDUCTIONS, f"trainer.loss_reduction={t.loss_reduction!r} is unknown: use sum or mean")

@@ -470,6 +470,14 @@ def train(
     )
 
     train_data = EncodedSplit(train_ex, vocab, tagset, labels)
+    soft = None
+    if t.distill_from:
+        from slotfill import distill
+
+        soft = distill.soft_targets(
+            t.distill_from, cfg.data, train_ex, tagset, labels, t.distill_weight, t.eval_batch_size, t.distill_temperature
+        )
+        log.info("%s", distill.describe(soft, t.distill_from))
     dev_data = EncodedSplit(dev_ex, vocab)
     rare = torch.tensor(vocab.rare_mask(), dtype=torch.bool)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -579,6 +587,7 @@ def train(
                     batch.tags.to(device), None if batch.intents is None else batch.intents.to(device),
                     reduction=t.loss_reduction, chars=None if batch.chars is None else batch.chars.to(device),
                     lm_words=None if model.lm is None else batch.words.to(device),
+                    soft=None if soft is None else soft.batch(batch.index, batch.words.size(1), device),
                 )
                 loss = out["loss"]
                 optimizer.zero_grad(set_to_none=True)

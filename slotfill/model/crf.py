@@ -85,6 +85,45 @@ def viterbi(
     return [row[:n] for row, n in zip(tags.tolist(), lengths.tolist())]
 
 
+def marginals(
+    emissions: torch.Tensor,
+    mask: torch.Tensor,
+    transitions: torch.Tensor,
+    start: torch.Tensor,
+    end: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token and transition marginals of a linear-chain CRF, by forward-backward.
+
+    Args:
+        emissions: (B, T, C); ``mask`` (B, T), each row's real tokens first;
+        transitions: (C, C); ``start``, ``end``: (C,), as in :class:`CRF`.
+
+    Returns:
+        ``tokens`` (B, T, C): p(y_t = c), zero at padding; ``pairs`` (B, C, C): the expected
+        number of i -> j transitions in each row's path, sum_t p(y_t = i, y_{t+1} = j).
+    """
+    batch, length, num_tags = emissions.shape
+    lengths = mask.sum(dim=1)
+    alphas = [start + emissions[:, 0]]  # (B, C) each: log-sum of the scores of paths ending in c
+    for t in range(1, length):
+        nxt = torch.logsumexp(alphas[-1].unsqueeze(2) + transitions, dim=1) + emissions[:, t]
+        alphas.append(torch.where(mask[:, t].unsqueeze(1), nxt, alphas[-1]))
+    end_b = end.expand(batch, num_tags)
+    betas = [end_b]  # beta_t: log-sum of the scores of the path's rest after y_t (end included)
+    for t in range(length - 2, -1, -1):
+        ahead = emissions[:, t + 1] + betas[0]  # (B, C)
+        nxt = torch.logsumexp(transitions + ahead.unsqueeze(1), dim=2)
+        betas.insert(0, torch.where((lengths > t + 1).unsqueeze(1), nxt, end_b))
+    alpha, beta = torch.stack(alphas, 1), torch.stack(betas, 1)  # (B, T, C)
+    log_z = torch.logsumexp(alpha[:, 0] + beta[:, 0], dim=1)  # (B,)
+    tokens = torch.exp(alpha + beta - log_z.view(-1, 1, 1)) * mask.unsqueeze(2)
+    pairs = emissions.new_zeros(batch, num_tags, num_tags)
+    for t in range(length - 1):
+        step = alpha[:, t].unsqueeze(2) + transitions + (emissions[:, t + 1] + beta[:, t + 1]).unsqueeze(1)
+        pairs += torch.exp(step - log_z.view(-1, 1, 1)) * (lengths > t + 1).view(-1, 1, 1)
+    return tokens, pairs
+
+
 class CRF(nn.Module):
     """Linear-chain CRF output layer with learned start, end and transition scores."""
 
@@ -124,6 +163,21 @@ class CRF(nn.Module):
         score = score + (trans * maskf[:, 1:]).sum(dim=1)
         last = tags.gather(1, (mask.sum(dim=1, keepdim=True) - 1).clamp(min=0)).squeeze(1)
         return score + self.end[last]
+
+    def expected_score(
+        self, emissions: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor, pairs: torch.Tensor
+    ) -> torch.Tensor:
+        """E_q[score(y)] summed over the batch's rows, for path distributions q given by their
+        marginals: ``tokens`` (B, T, C), zero at padding, and ``pairs`` (C, C), the expected
+        transition counts summed over the rows (see :func:`marginals`). With q a point mass on
+        the gold paths this is the sum of their :meth:`path_score`; ``log Z - E_q[score]`` is
+        the cross-entropy from q to this CRF's distribution (a teacher's soft labels)."""
+        last = (mask.sum(dim=1) - 1).clamp(min=0)
+        at_last = tokens[torch.arange(tokens.size(0), device=tokens.device), last]  # (B, C)
+        return (
+            (tokens * emissions).sum() + (tokens[:, 0] @ self.start).sum()
+            + (pairs * self.transitions).sum() + (at_last @ self.end).sum()
+        )
 
     def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """-log p(tags) per row (B,)."""

@@ -165,6 +165,7 @@ class Tagger(nn.Module):
         reduction: str = "sum",
         chars: torch.Tensor | None = None,
         lm_words: torch.Tensor | None = None,
+        soft: dict[str, Any] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Score a padded batch.
 
@@ -180,6 +181,7 @@ class Tagger(nn.Module):
             lm_words: (B, T) the words the language-modelling loss predicts, for a model with
                 one (``lm_loss_weight > 0``): the training words before any ``<unk>``
                 dropout; ``None``: ``words``.
+            soft: a teacher's soft labels for the batch, to distil (see :meth:`loss`).
 
         Returns:
             ``logits`` (B, T, C), ``mask`` (B, T), ``intent_logits`` (B, I) if any, and
@@ -198,7 +200,7 @@ class Tagger(nn.Module):
         if with_lm:
             out["lm_loss"] = self.lm.loss(first, words if lm_words is None else lm_words, mask)
         if tags is not None:
-            out["loss"] = self.loss(out, tags, intents, reduction)
+            out["loss"] = self.loss(out, tags, intents, reduction, soft)
         return out
 
     def encode(
@@ -240,12 +242,32 @@ class Tagger(nn.Module):
         tags: torch.Tensor,
         intents: torch.Tensor | None,
         reduction: str = "sum",
+        soft: dict[str, Any] | None = None,
     ) -> torch.Tensor:
+        """The training loss of :meth:`forward`'s ``out`` against gold ``tags`` and ``intents``.
+
+        ``soft`` distils a teacher (:mod:`slotfill.distill`): ``weight`` a in [0, 1],
+        ``tokens`` (B, T, C) the teacher's tag marginals (zero at padding), ``pairs`` (C, C)
+        its expected transition counts summed over the batch, and ``intents`` (B, I) its
+        intent distribution or ``None``. Each utterance's slot loss becomes (1 - a) x the gold
+        loss + a x the cross-entropy from the teacher's distribution to the model's: over tag
+        paths for a CRF (log Z minus the teacher's expected path score), over each token's
+        tag for a softmax head. The intent loss mixes the same way.
+        """
         logits, mask = out["logits"], out["mask"]
         if reduction not in LOSS_REDUCTIONS:
             raise ValueError(f"reduction must be one of {LOSS_REDUCTIONS}, got {reduction!r}")
+        a = 0.0 if soft is None else float(soft["weight"])
         if self.crf is not None:
-            total = self.crf.nll(logits, tags.masked_fill(~mask, 0), mask).sum()
+            gold_tags = tags.masked_fill(~mask, 0)
+            if soft is None:
+                total = self.crf.nll(logits, gold_tags, mask).sum()
+            else:  # log Z once: (1 - a)(log Z - gold score) + a (log Z - expected score)
+                total = (
+                    self.crf.log_partition(logits, mask).sum()
+                    - (1 - a) * self.crf.path_score(logits, gold_tags, mask).sum()
+                    - a * self.crf.expected_score(logits, mask, soft["tokens"], soft["pairs"])
+                )
         else:
             # Summed over the real tokens of the batch in one flat call (padding ignored): the
             # same number as summing each utterance's tokens and then the utterances, at a
@@ -254,12 +276,18 @@ class Tagger(nn.Module):
                 logits.reshape(-1, logits.size(-1)), tags.masked_fill(~mask, IGNORE).reshape(-1),
                 reduction="sum", ignore_index=IGNORE,
             )
+            if soft is not None:
+                total = (1 - a) * total - a * (soft["tokens"] * logits.log_softmax(-1)).sum()
         if "lm_loss" in out:  # summed over tokens and directions like the slot loss
             total = total + self.lm_loss_weight * out["lm_loss"]
         # sum: the mean over utterances of each utterance's summed loss; mean: per real token.
         loss = total / mask.size(0) if reduction == "sum" else total / mask.sum()
         if self.intents is not None and intents is not None:
-            loss = loss + self.intent_loss_weight * F.cross_entropy(out["intent_logits"], intents)
+            intent_loss = F.cross_entropy(out["intent_logits"], intents)
+            if soft is not None and soft.get("intents") is not None:
+                taught = -(soft["intents"] * out["intent_logits"].log_softmax(-1)).sum(-1).mean()
+                intent_loss = (1 - a) * intent_loss + a * taught
+            loss = loss + self.intent_loss_weight * intent_loss
         return loss
 
     @torch.no_grad()
