@@ -41,8 +41,8 @@ from omegaconf import DictConfig, OmegaConf
 from slotfill.checkpoint import load_checkpoint
 from slotfill.config import DataConfig
 from slotfill.data.batching import EncodedSplit, length_runs
-from slotfill.data.loading import fold_indices
 from slotfill.data.example import Example
+from slotfill.data.loading import fold_indices
 from slotfill.errors import ConfigError
 from slotfill.inference import build_tagger
 from slotfill.model import Tagger

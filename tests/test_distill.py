@@ -18,19 +18,11 @@ from slotfill.distill import soft_targets
 from slotfill.errors import ConfigError
 from slotfill.inference import build_tagger
 from slotfill.model import Tagger
-from slotfill.model.crf import CRF, marginals
+from slotfill.model.crf import marginals
 from slotfill.training import intent_labels, run, train
 from slotfill.vocab import TagSet, Vocab
 from tests.conftest import compose_train
-
-
-def _random_crf(num_tags: int, seed: int) -> CRF:
-    torch.manual_seed(seed)
-    crf = CRF(num_tags).double()
-    with torch.no_grad():
-        for p in crf.parameters():
-            p.normal_()
-    return crf
+from tests.test_crf import _random_crf
 
 
 def _point_mass(tags: torch.Tensor, mask: torch.Tensor, num_tags: int) -> tuple[torch.Tensor, torch.Tensor]:
