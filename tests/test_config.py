@@ -8,12 +8,14 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from slotfill.config import validate_train
+from slotfill.errors import ConfigError
 from tests.conftest import CONF, compose_eval, compose_train
 
 GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml")) for group in
           ("data", "model", "optim", "scheduler", "logger", "experiment")}
 FILLED = {"folder": ["data.dir=x"], "conll": ["data.train=a", "data.dev=b", "data.test=c"],
-          "iob": ["data.train=a", "data.dev=b", "data.test=c"]}
+          "iob": ["data.train=a", "data.dev=b", "data.test=c"],
+          "snips_distill": ["trainer.distill_from=[]"]}  # its teachers' folder: test_snips_distill_...
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
@@ -79,3 +81,14 @@ def test_an_ensemble_member_is_the_single_run_its_config_file_names(ensemble, si
     alone = OmegaConf.to_container(compose_train([*single, "seed=17"], small=False), resolve=True)
     member.pop("resume"), alone.pop("resume")
     assert member == alone
+
+
+def test_snips_distill_is_snips_best_with_the_documented_teachers():
+    distill = OmegaConf.to_container(compose_train(["experiment=snips_distill"], small=False), resolve=True)
+    best = OmegaConf.to_container(
+        compose_train(["experiment=snips_best", "trainer.distill_from=[runs/snips_teachers]"], small=False), resolve=True
+    )
+    assert distill == best and distill["trainer"]["distill_weight"] == 0.5
+    # the teachers' folder is checked before any data is read
+    with pytest.raises(ConfigError, match="runs/snips_teachers is neither a checkpoint nor a run folder"):
+        validate_train(compose_train(["experiment=snips_distill", "data.dir=/nonexistent"], small=False))
