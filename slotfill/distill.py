@@ -39,7 +39,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from slotfill.checkpoint import load_checkpoint
-from slotfill.config import DataConfig
 from slotfill.data.batching import EncodedSplit, length_runs
 from slotfill.data.example import Example
 from slotfill.data.loading import fold_indices
@@ -48,6 +47,7 @@ from slotfill.inference import build_tagger
 from slotfill.model import Tagger
 from slotfill.model.crf import marginals
 from slotfill.model.ensemble import Ensemble
+from slotfill.training import with_schema_defaults
 from slotfill.vocab import LabelSet, TagSet, Vocab
 
 PAIR_THRESHOLD = 1e-6
@@ -115,18 +115,16 @@ def held_out_rows(path: Path, teacher: dict[str, Any], student: dict[str, Any], 
     student without folds, labels only the rows of fold k, which it never trained on: with one
     such teacher per fold, every training utterance gets soft labels from a tagger that did
     not see it. Any other difference in the data settings is a :class:`ConfigError` (see the
-    module doc).
+    module doc). ``teacher`` and ``student`` are whole ``data`` configs (a teacher's saved one
+    completed by :func:`~slotfill.training.with_schema_defaults`).
     """
-    defaults = OmegaConf.to_container(OmegaConf.structured(DataConfig))
-    theirs = {**defaults, **teacher}  # configs saved before a key existed have its default
-    student = {**defaults, **student}
-    folds = int(theirs.get("cv_folds") or 0)
-    out_of_fold = folds >= 2 and not int(student.get("cv_folds") or 0)
+    folds = int(teacher["cv_folds"] or 0)
+    out_of_fold = folds >= 2 and not int(student["cv_folds"] or 0)
     differs = []
     for key, value in student.items():
         if key == "download" or (out_of_fold and key in FOLD_KEYS):  # download: where a missing folder comes from
             continue
-        other = theirs[key]
+        other = teacher[key]
         if key in ("dir", "train", "dev", "test") and other is not None and value is not None:
             other, value = os.path.realpath(other), os.path.realpath(value)
         if other != value:
@@ -138,7 +136,7 @@ def held_out_rows(path: Path, teacher: dict[str, Any], student: dict[str, Any], 
         )
     if not out_of_fold:
         return None
-    return torch.tensor(fold_indices(n, folds, int(theirs["cv_fold"]), int(theirs["cv_seed"]))[1], dtype=torch.long)
+    return torch.tensor(fold_indices(n, folds, int(teacher["cv_fold"]), int(teacher["cv_seed"]))[1], dtype=torch.long)
 
 
 @dataclass
@@ -160,7 +158,9 @@ def load_teachers(paths: Sequence[str], data: DictConfig, n: int) -> list[_Teach
     for path in paths:
         file = teacher_file(path)
         state = load_checkpoint(file)
-        rows = held_out_rows(file, (state.get("config") or {}).get("data") or {}, student, n)
+        # a teacher saved before a data option existed trained with its schema default
+        saved = OmegaConf.to_container(with_schema_defaults(OmegaConf.create(state.get("config") or {})).data)
+        rows = held_out_rows(file, saved, student, n)
         model = build_tagger(state, file).eval()
         members = list(model.members) if isinstance(model, Ensemble) else [model]
         teachers.append(
@@ -258,33 +258,35 @@ def soft_targets(
     for t in teachers:
         t.tag_order = _order(t.tags, tagset.itos, "slot tags", t.path, partial)
         t.intent_order = _order(t.intents or [], labels.itos, "intents", t.path, partial) if with_intents else None
-        t.encoded = EncodedSplit(examples, t.vocab)
+        # teachers of one configuration share a vocabulary: the split is encoded once for them
+        same = next((o.encoded for o in teachers if o.encoded is not None and o.vocab.to_state() == t.vocab.to_state()), None)
+        t.encoded = same if same is not None else EncodedSplit(examples, t.vocab)
     lengths = teachers[0].encoded.lengths
     tokens = torch.zeros(n, int(lengths.max()) if n else 0, c)
     intents = torch.zeros(n, len(labels)) if with_intents else None
     rows: list[tuple[torch.Tensor, torch.Tensor]] = [(torch.empty(0, dtype=torch.int32), torch.empty(0))] * n
     dropped = 0.0
     for group, group_rows in groups:
+        if crf:  # the group's mean start, end and transition scores, in the student's tag order
+            pieces = [(t.tag_order, m.crf) for t in group for m in t.members]
+            mean_s, mean_e, mean_t = (
+                torch.stack([_pick(getattr(m, name), order, 0.0, dims) for order, m in pieces]).mean(0) / temperature
+                for name, dims in (("start", 1), ("end", 1), ("transitions", 2))
+            )
         for chunk in length_runs(lengths[group_rows], batch_size, 1):
             index = group_rows[chunk]
-            emissions, start, end, transitions, intent_scores = [], [], [], [], []
+            emissions, intent_scores = [], []
             for teacher in group:
                 batch = teacher.encoded.batch(index)
-                order = teacher.tag_order
                 for member in teacher.members:
                     out = member(batch.words, batch.lengths, chars=batch.chars)
                     scores = out["logits"] if crf else out["logits"].log_softmax(-1)
-                    emissions.append(_pick(scores, order, MISSING))
-                    if crf:
-                        start.append(_pick(member.crf.start, order, 0.0))
-                        end.append(_pick(member.crf.end, order, 0.0))
-                        transitions.append(_pick(member.crf.transitions, order, 0.0, dims=2))
+                    emissions.append(_pick(scores, teacher.tag_order, MISSING))
                     if with_intents:
                         intent_scores.append(_pick(out["intent_logits"].log_softmax(-1), teacher.intent_order, MISSING))
             mean = torch.stack(emissions).mean(0) / temperature  # (B, T, C)
             mask = out["mask"]
             if crf:
-                mean_t, mean_s, mean_e = (torch.stack(x).mean(0) / temperature for x in (transitions, start, end))
                 marg, pairs = marginals(mean, mask, mean_t, mean_s, mean_e)
             else:
                 marg = mean.softmax(-1) * mask.unsqueeze(2)

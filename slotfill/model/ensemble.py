@@ -71,16 +71,6 @@ class Ensemble(nn.Module):
         chars: torch.Tensor | None = None,
     ) -> tuple[list[list[int]], list[int] | None]:
         """As :meth:`Tagger.predict`, from the members' mean scores."""
-        out, crf = self.scores(words, lengths, chars)
-        return self.members[0].decode(out, lengths, constrained, crf)
-
-    @torch.no_grad()
-    def scores(
-        self, words: torch.Tensor, lengths: torch.Tensor, chars: torch.Tensor | None = None
-    ) -> tuple[dict[str, torch.Tensor], CRF | None]:
-        """The members' mean scores as one :meth:`Tagger.forward` ``out`` (``logits``, ``mask``,
-        ``intent_logits``), and the CRF that decodes them (``None`` for softmax members, whose
-        ``logits`` are then mean log-probabilities)."""
         outs = [m(words, lengths, chars=chars) for m in self.members]
         crf = self.averaged_crf()
         # CRF scores are averaged as they are; softmax scores as log-probabilities.
@@ -88,4 +78,4 @@ class Ensemble(nn.Module):
         out = {"logits": torch.stack([slot(o) for o in outs]).mean(0), "mask": outs[0]["mask"]}
         if "intent_logits" in outs[0]:
             out["intent_logits"] = torch.stack([o["intent_logits"].log_softmax(-1) for o in outs]).mean(0)
-        return out, crf
+        return self.members[0].decode(out, lengths, constrained, crf)
