@@ -81,8 +81,8 @@ def slot_scores(
     correct_tokens = sum(a == b for g, p in zip(gold_l, pred_l) for a, b in zip(g, p))
     sentence_ok = [g == p for g, p in zip(gold_l, pred_l)]
     # Each side is chunked once: seqeval's precision/recall/f1/report functions would chunk
-    # both sides again for every number (about 20 passes), which made scoring dev every epoch
-    # a tenth of an ATIS run. The arithmetic is seqeval's; tests check every float against it.
+    # both sides again for every number (about 20 passes), and training scores dev after every
+    # epoch. The arithmetic is seqeval's; tests check every float against it.
     for tag in {tag for sequence in (*gold_l, *pred_l) for tag in sequence}:
         split_tag(tag)  # ValueError unless IOB2, as seqeval's strict mode would raise
     (gold_default, gold_strict), (pred_default, pred_strict) = _chunks(gold_l), _chunks(pred_l)
