@@ -58,6 +58,7 @@ class VocabConfig:
     min_freq: int = 1
     unk_dropout: float = 0.5  # probability of replacing a training singleton by <unk>
     slot_unk_dropout: float = 0.0  # probability of replacing a word inside a gold slot by <unk>
+    slot_swap: float = 0.0  # probability of swapping a gold slot's words for another value of its type
 
 
 @dataclass
@@ -276,6 +277,7 @@ def validate_train(cfg: DictConfig) -> None:
     _check(v.min_freq >= 1, f"vocab.min_freq={v.min_freq} must be >= 1")
     _probability(v.unk_dropout, "vocab.unk_dropout")
     _probability(v.slot_unk_dropout, "vocab.slot_unk_dropout")
+    _probability(v.slot_swap, "vocab.slot_swap")
     _check(t.max_epochs >= 1, f"trainer.max_epochs={t.max_epochs} must be >= 1")
     _check(1 <= t.min_epochs <= t.max_epochs, f"trainer.min_epochs={t.min_epochs} must be in [1, trainer.max_epochs]")
     _check(t.batch_size >= 1 and t.eval_batch_size >= 1, "trainer.batch_size and trainer.eval_batch_size must be >= 1")

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 import slotfill
 from slotfill.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from slotfill.config import validate_train
-from slotfill.data.batching import EncodedSplit, slot_unk_dropout, unk_dropout
+from slotfill.data.batching import EncodedSplit, SlotSwap, slot_unk_dropout, unk_dropout
 from slotfill.data.loading import load_splits
 from slotfill.errors import ConfigError, SlotfillError
 from slotfill.evaluation import predict, score, score_both_decodings, unseen_gold_tags, write_predictions
@@ -464,9 +464,10 @@ def train(
     log.info("machine: %s", describe_environment(env))
     log.info(
         "training: %s lr=%g batch=%d loss=%s clip_norm=%s clip_value=%s scheduler=%s ema_decay=%s "
-        "unk_dropout=%g slot_unk_dropout=%g device=%s seed=%d",
+        "unk_dropout=%g slot_unk_dropout=%g slot_swap=%g device=%s seed=%d",
         cfg.optim._target_.rsplit(".", 1)[-1], t.lr, t.batch_size, t.loss_reduction, t.clip_norm, t.clip_value,
-        cfg.scheduler.name, t.ema_decay, cfg.vocab.unk_dropout, cfg.vocab.slot_unk_dropout, device, cfg.seed,
+        cfg.scheduler.name, t.ema_decay, cfg.vocab.unk_dropout, cfg.vocab.slot_unk_dropout, cfg.vocab.slot_swap,
+        device, cfg.seed,
     )
 
     train_data = EncodedSplit(train_ex, vocab, tagset, labels)
@@ -478,6 +479,7 @@ def train(
             t.distill_from, cfg.data, train_ex, tagset, labels, t.distill_weight, t.eval_batch_size, t.distill_temperature
         )
         log.info("%s", distill.describe(soft, t.distill_from))
+    swap = SlotSwap(train_data) if cfg.vocab.slot_swap > 0 else None
     dev_data = EncodedSplit(dev_ex, vocab)
     rare = torch.tensor(vocab.rare_mask(), dtype=torch.bool)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -580,13 +582,16 @@ def train(
             for index, batch in enumerate(bar):
                 if index < state.batch_in_epoch:
                     continue
-                words = unk_dropout(batch.words, rare, cfg.vocab.unk_dropout, generator)
+                read, chars = batch.words, batch.chars
+                if swap is not None:
+                    read, chars = swap(batch, cfg.vocab.slot_swap, generator)
+                words = unk_dropout(read, rare, cfg.vocab.unk_dropout, generator)
                 words = slot_unk_dropout(words, batch.tags, cfg.vocab.slot_unk_dropout, generator)
                 out = model(
                     words.to(device), batch.lengths,
                     batch.tags.to(device), None if batch.intents is None else batch.intents.to(device),
-                    reduction=t.loss_reduction, chars=None if batch.chars is None else batch.chars.to(device),
-                    lm_words=None if model.lm is None else batch.words.to(device),
+                    reduction=t.loss_reduction, chars=None if chars is None else chars.to(device),
+                    lm_words=None if model.lm is None else read.to(device),
                     soft=None if soft is None else soft.batch(batch.index, batch.words.size(1), device),
                 )
                 loss = out["loss"]

@@ -32,7 +32,7 @@ def _same_weights(a: Path, b: Path) -> bool:
     return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-TRAIN = ["vocab.unk_dropout=0.5", "vocab.slot_unk_dropout=0.2", "model.dropout=0.3", "trainer.max_epochs=3", "trainer.patience=10",
+TRAIN = ["vocab.unk_dropout=0.5", "vocab.slot_unk_dropout=0.2", "vocab.slot_swap=0.5", "model.dropout=0.3", "trainer.max_epochs=3", "trainer.patience=10",
          "trainer.batch_size=2", "scheduler=plateau"]
 
 

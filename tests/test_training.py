@@ -87,6 +87,16 @@ def test_tiny_train_checkpoint_evaluate_round_trip(tiny_corpus: Path, tmp_path: 
         assert slot["text"] == " ".join(out[0]["tokens"][slot["start"] : slot["end"]])
 
 
+def test_slot_swap_trains_on_swapped_slots_with_characters(tiny_corpus: Path, tmp_path: Path):
+    """The option reaches the loop (the first epoch's loss moves) and a character model, whose
+    batch reads the swapped words' spellings, trains with it."""
+    base = ["data=folder", f"data.dir={tiny_corpus}", "model.char_filters=4", "trainer.max_epochs=2", "trainer.batch_size=2"]
+    plain = train(compose_train(base), tmp_path / "plain")
+    swapped = train(compose_train(base + ["vocab.slot_swap=0.9"]), tmp_path / "swapped")
+    assert swapped["history"][0]["train_loss"] != plain["history"][0]["train_loss"]
+    assert swapped["status"] == "finished" and 0.0 <= swapped["test"]["f1"] <= 1.0
+
+
 def test_same_seed_same_result_other_seed_other_weights(tiny_corpus: Path, tmp_path: Path):
     base = ["data=folder", f"data.dir={tiny_corpus}", "vocab.unk_dropout=0.3", "model.dropout=0.2"]
     a = train(compose_train(base + ["seed=3"]), tmp_path / "a")
@@ -193,6 +203,7 @@ def test_loss_reduction_mean_and_sum_both_train(tiny_corpus, tmp_path):
         ("model.cell=transformer", "model.cell='transformer' is unknown"),
         ("model.hidden_size=-3", "model.hidden_size=-3 must be a positive integer"),
         ("model.dropout=1.0", "model.dropout=1.0 is outside [0, 1)"),
+        ("vocab.slot_swap=1.5", "vocab.slot_swap=1.5 is outside [0, 1)"),
         ("vocab.digits=DIGIT", "vocab.digits='DIGIT' is unknown"),
         ("trainer.loss_reduction=avg", "trainer.loss_reduction='avg' is unknown"),
         ("trainer.ema_decay=1.0", "trainer.ema_decay=1.0 must be in (0, 1)"),

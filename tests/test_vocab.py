@@ -72,3 +72,63 @@ def test_unknown_word_dropouts_replace_only_their_targets_at_their_rate():
     changed = out != words
     assert not changed[~rare[words]].any()
     assert abs(changed[rare[words]].float().mean().item() - 0.5) < 0.03
+
+
+def test_slot_swap_replaces_whole_slots_by_training_values_of_their_type_and_length():
+    """p = 1: every gold slot holds a value that training has for its type, with that value's
+    own characters; tags and every word outside slots stay."""
+    import torch
+
+    from slotfill.data.batching import WORD_CHARS, EncodedSplit, SlotSwap
+    from slotfill.data.bio import spans
+    from slotfill.data.example import Example
+    from tests.conftest import TINY_TRAIN
+
+    examples = [Example(tuple(t.split()), tuple(g.split()), i) for t, g, i in TINY_TRAIN]
+    vocab = Vocab.build((ex.tokens for ex in examples), Normalizer(), chars=True)
+    split = EncodedSplit(examples, vocab, TagSet.build(ex.tags for ex in examples))
+    values: dict[str, set[tuple[str, ...]]] = {}
+    for ex in examples:
+        for s in spans(ex.tags):
+            values.setdefault(s.type, set()).add(ex.tokens[s.start : s.end])
+    swap = SlotSwap(split)
+    generator = torch.Generator().manual_seed(0)
+    batch = split.batch(torch.arange(len(split)))
+    seen_change = False
+    for _ in range(20):
+        words, chars = swap(batch, 1.0, generator)
+        assert words.shape == batch.words.shape
+        for row, ex in enumerate(examples):
+            tokens = [vocab.itos[i] for i in words[row, : len(ex)].tolist()]
+            inside = set()
+            for s in spans(ex.tags):
+                assert tuple(tokens[s.start : s.end]) in values[s.type]
+                inside.update(range(s.start, s.end))
+                seen_change |= tuple(tokens[s.start : s.end]) != ex.tokens[s.start : s.end]
+            assert all(tokens[i] == ex.tokens[i] for i in range(len(ex)) if i not in inside)
+            spelled = vocab.encode_chars(tokens, WORD_CHARS)
+            for i, ids in enumerate(spelled):
+                assert chars[row, i, : len(ids)].tolist() == ids and not chars[row, i, len(ids) :].any()
+    assert seen_change  # "new york" (toloc) can become "new york" only; the one-word cities move
+
+
+def test_slot_swap_rate_and_no_draws_at_zero():
+    import torch
+
+    from slotfill.data.batching import EncodedSplit, SlotSwap
+    from slotfill.data.example import Example
+
+    # two values of one type and length: a swapped slot keeps its value half the time
+    examples = [Example(("to", city), ("O", "B-city"), None) for city in ("paris", "rome")] * 200
+    vocab = Vocab.build((ex.tokens for ex in examples), Normalizer())
+    split = EncodedSplit(examples, vocab, TagSet.build(ex.tags for ex in examples))
+    swap = SlotSwap(split)
+    batch = split.batch(torch.arange(len(split)))
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    assert swap(batch, 0.0, generator)[0] is batch.words
+    assert torch.equal(generator.get_state(), state)  # runs without swapping keep their random stream
+    words, _ = swap(batch, 0.5, generator)
+    assert torch.equal(words[:, 0], batch.words[:, 0])
+    changed = (words[:, 1] != batch.words[:, 1]).float().mean().item()
+    assert abs(changed - 0.25) < 0.05  # swapped with p = 0.5, to the other city with p = 0.5

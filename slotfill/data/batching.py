@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from slotfill.data.bio import spans
 from slotfill.data.example import Example
 from slotfill.vocab import LabelSet, TagSet, Vocab
 
@@ -175,3 +176,70 @@ def _to_unk(words: torch.Tensor, targets: torch.Tensor, p: float, generator: tor
     """``<unk>`` at each (B, T) ``targets`` position with probability ``p``: one draw per position."""
     drop = targets & (torch.rand(words.shape, generator=generator) < p)
     return words.masked_fill(drop, Vocab.unk_index)
+
+
+class SlotSwap:
+    """Swaps gold slot values for others of the same type and length (training only).
+
+    Most SNIPS slot errors are names the training data never had (27% of the test set's gold
+    slots, recalled at 0.86 against 0.98 for the names training has). Swapping each gold slot's
+    words, with probability ``p`` per slot and epoch, for those of another training value of
+    the same slot type and the same number of words puts names in contexts they never occurred
+    in, so the tagger must find a slot from its context and spelling, as it must at test time,
+    while every word it reads is still a real one. Equal length keeps each utterance's tags,
+    intent and length, and so its batch.
+
+    Args:
+        split: the encoded training split (with tags).
+    """
+
+    def __init__(self, split: EncodedSplit):
+        if split.tags is None:
+            raise ValueError("slot swapping needs the training split's tags")
+        group_of: dict[tuple[str, int], int] = {}  # (slot type, words) -> group
+        distinct: list[dict[tuple[int, ...], tuple[int, int]]] = []  # per group: value -> (row, start)
+        self.slots: list[list[tuple[int, int, int]]] = []  # per row: (start, length, group)
+        for row, ex in enumerate(split.examples):
+            mine = []
+            for span in spans(ex.tags or ()):
+                length = span.end - span.start
+                group = group_of.setdefault((span.type, length), len(group_of))
+                if group == len(distinct):
+                    distinct.append({})
+                distinct[group].setdefault(tuple(split.words[row, span.start : span.end].tolist()), (row, span.start))
+                mine.append((span.start, length, group))
+            self.slots.append(mine)
+        # per group: words (n, L) and characters (n, L, C) of its n distinct values
+        self.values: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        for (_, length), group in group_of.items():
+            where = list(distinct[group].values())
+            words = torch.stack([split.words[r, s : s + length] for r, s in where])
+            chars = None if split.chars is None else torch.stack([split.chars[r, s : s + length] for r, s in where])
+            self.values.append((words, chars))
+        self.split = split
+
+    def __call__(
+        self, batch: Batch, p: float, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batch's words and characters with each gold slot swapped with probability ``p``.
+
+        Draws nothing from ``generator`` when ``p`` is 0 (runs without swapping keep their
+        random stream). The characters come back as wide as the batch's longest word needs.
+        """
+        found = [(b, *slot) for b, row in enumerate(batch.index.tolist()) for slot in self.slots[row]]
+        if p <= 0 or not found:
+            return batch.words, batch.chars
+        swap = (torch.rand(len(found), generator=generator) < p).tolist()
+        picks = torch.rand(len(found), generator=generator).tolist()
+        words = batch.words.clone()
+        chars = None if batch.chars is None else self.split.chars[batch.index, : words.size(1)].clone()
+        for (b, start, length, group), chosen, u in zip(found, swap, picks):
+            if chosen:
+                value_words, value_chars = self.values[group]
+                pick = min(int(u * len(value_words)), len(value_words) - 1)
+                words[b, start : start + length] = value_words[pick]
+                if chars is not None:
+                    chars[b, start : start + length] = value_chars[pick]
+        if chars is not None:
+            chars = chars[:, :, : max(int((chars != 0).sum(-1).max()), 1)].long()
+        return words, chars
