@@ -196,7 +196,7 @@ class SlotSwap:
     def __init__(self, split: EncodedSplit):
         if split.tags is None:
             raise ValueError("slot swapping needs the training split's tags")
-        group_of: dict[tuple[str, int], int] = {}  # (slot type, words) -> group
+        group_of: dict[tuple[str, int], int] = {}  # (slot type, length) -> group
         distinct: list[dict[tuple[int, ...], tuple[int, int]]] = []  # per group: value -> (row, start)
         self.slots: list[list[tuple[int, int, int]]] = []  # per row: (start, length, group)
         for row, ex in enumerate(split.examples):
@@ -209,13 +209,19 @@ class SlotSwap:
                 distinct[group].setdefault(tuple(split.words[row, span.start : span.end].tolist()), (row, span.start))
                 mine.append((span.start, length, group))
             self.slots.append(mine)
-        # per group: words (n, L) and characters (n, L, C) of its n distinct values
-        self.values: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        # Every distinct value's words (and characters) one after another; a group's values
+        # start at ``self.starts[group]``, in the order training has them.
+        self.starts: list[list[int]] = []
+        rows: list[int] = []
+        cols: list[int] = []
         for (_, length), group in group_of.items():
-            where = list(distinct[group].values())
-            words = torch.stack([split.words[r, s : s + length] for r, s in where])
-            chars = None if split.chars is None else torch.stack([split.chars[r, s : s + length] for r, s in where])
-            self.values.append((words, chars))
+            self.starts.append(list(range(len(rows), len(rows) + length * len(distinct[group]), length)))
+            for r, s in distinct[group].values():
+                rows += [r] * length
+                cols += range(s, s + length)
+        at = (torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long))
+        self.words = split.words[at]
+        self.chars = None if split.chars is None else split.chars[at]
         self.split = split
 
     def __call__(
@@ -231,15 +237,22 @@ class SlotSwap:
             return batch.words, batch.chars
         swap = (torch.rand(len(found), generator=generator) < p).tolist()
         picks = torch.rand(len(found), generator=generator).tolist()
-        words = batch.words.clone()
-        chars = None if batch.chars is None else self.split.chars[batch.index, : words.size(1)].clone()
+        rows: list[int] = []
+        cols: list[int] = []
+        source: list[int] = []
         for (b, start, length, group), chosen, u in zip(found, swap, picks):
             if chosen:
-                value_words, value_chars = self.values[group]
-                pick = min(int(u * len(value_words)), len(value_words) - 1)
-                words[b, start : start + length] = value_words[pick]
-                if chars is not None:
-                    chars[b, start : start + length] = value_chars[pick]
+                starts = self.starts[group]
+                first = starts[min(int(u * len(starts)), len(starts) - 1)]
+                rows += [b] * length
+                cols += range(start, start + length)
+                source += range(first, first + length)
+        at = (torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long))
+        taken = torch.tensor(source, dtype=torch.long)
+        words = batch.words.index_put(at, self.words[taken])
+        chars = batch.chars
         if chars is not None:
+            chars = self.split.chars[batch.index, : words.size(1)]  # full width: a swapped word may be longer
+            chars.index_put_(at, self.chars[taken])
             chars = chars[:, :, : max(int((chars != 0).sum(-1).max()), 1)].long()
         return words, chars
