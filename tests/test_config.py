@@ -67,7 +67,7 @@ def test_eval_requires_a_checkpoint_and_takes_data_presets():
 
 
 @pytest.mark.parametrize("ensemble,single", [
-    ("atis_ensemble", ["experiment=atis_best", "vocab.slot_swap=0"]),
+    ("atis_ensemble", ["experiment=atis_best"]),
     ("snips_ensemble", ["experiment=snips_best", "vocab.slot_swap=0", "model.lm_cutoffs=[]", "trainer.batch_size=32",
                         "trainer.lr=0.001"]),
 ])
