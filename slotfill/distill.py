@@ -255,12 +255,15 @@ def soft_targets(
     crf = teachers[0].members[0].crf is not None
     partial = teachers[0].rows is not None
     with_intents = labels is not None and all(m.intents is not None for t in teachers for m in t.members)
+    encoded: list[tuple[dict[str, Any], EncodedSplit]] = []  # teachers of one configuration share a vocabulary
     for t in teachers:
         t.tag_order = _order(t.tags, tagset.itos, "slot tags", t.path, partial)
         t.intent_order = _order(t.intents or [], labels.itos, "intents", t.path, partial) if with_intents else None
-        # teachers of one configuration share a vocabulary: the split is encoded once for them
-        same = next((o.encoded for o in teachers if o.encoded is not None and o.vocab.to_state() == t.vocab.to_state()), None)
-        t.encoded = same if same is not None else EncodedSplit(examples, t.vocab)
+        state = t.vocab.to_state()
+        t.encoded = next((split for known, split in encoded if known == state), None)
+        if t.encoded is None:  # the split is encoded once per distinct vocabulary
+            t.encoded = EncodedSplit(examples, t.vocab)
+            encoded.append((state, t.encoded))
     lengths = teachers[0].encoded.lengths
     tokens = torch.zeros(n, int(lengths.max()) if n else 0, c)
     intents = torch.zeros(n, len(labels)) if with_intents else None

@@ -93,10 +93,7 @@ class EncodedSplit:
         width = int(lengths.max())
         pick = lambda t: None if t is None else t[index, :width]  # noqa: E731
         intents = None if self.intents is None else self.intents[index]
-        chars = None
-        if self.chars is not None:
-            chars = self.chars[index, :width]
-            chars = chars[:, :, : max(int((chars != 0).sum(-1).max()), 1)].long()  # (B, T, C)
+        chars = None if self.chars is None else _trimmed(pick(self.chars))
         return Batch(index, pick(self.words), lengths, pick(self.tags), intents, chars)
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None) -> list[Batch]:
@@ -139,6 +136,12 @@ def length_runs(lengths: torch.Tensor, batch_size: int, min_rows: int) -> list[t
             chunks.append(order[start:i])
             start = i
     return chunks
+
+
+def _trimmed(chars: torch.Tensor) -> torch.Tensor:
+    """A batch's (B, T, WORD_CHARS) character rows cut to its longest spelling (at least one
+    column), as int64 for the embedding."""
+    return chars[:, :, : max(int((chars != 0).sum(-1).max()), 1)].long()
 
 
 def _padded(real: torch.Tensor, values: list[int], dtype: torch.dtype) -> torch.Tensor:
@@ -254,5 +257,5 @@ class SlotSwap:
         if chars is not None:
             chars = self.split.chars[batch.index, : words.size(1)]  # full width: a swapped word may be longer
             chars.index_put_(at, self.chars[taken])
-            chars = chars[:, :, : max(int((chars != 0).sum(-1).max()), 1)].long()
+            chars = _trimmed(chars)
         return words, chars
