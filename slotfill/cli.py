@@ -86,7 +86,9 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> float | None:
     from slotfill.training import resolve_device
 
     device = resolve_device(cfg.device)
-    tagger = SlotTagger.load(cfg.ckpt_path, device)
+    ckpt = cfg.ckpt_path
+    ckpt = [str(p) for p in ckpt] if OmegaConf.is_list(ckpt) else str(ckpt)
+    tagger = SlotTagger.load(ckpt, device)
     if cfg.text is not None:
         sentences = sys.stdin.read().splitlines() if cfg.text == "-" else [cfg.text]
         for result in tagger.tag(sentences, cfg.batch_size, cfg.constrained):
@@ -95,7 +97,7 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> float | None:
 
     data = cfg.data if cfg.data is not None else OmegaConf.create(tagger.config.get("data", {}))
     if not data:
-        raise SlotfillError(f"{cfg.ckpt_path}: the checkpoint names no data; pass data=... or file=...")
+        raise SlotfillError(f"{ckpt}: the checkpoint names no data; pass data=... or file=...")
     if not cfg.file and cfg.split not in ("train", "dev", "test"):
         raise SlotfillError(f"split={cfg.split!r} is unknown: use train, dev or test (or file=PATH)")
     validate_data(data, () if cfg.file else (cfg.split,))
@@ -131,7 +133,7 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> float | None:
         f"BIO-constrained {both['constrained']['f1']:.4f}"
     )
     write_predictions(examples, preds, output_dir / "predictions" / f"{name}.conll")
-    results = {name: scores, "ckpt_path": str(cfg.ckpt_path), "unseen_gold_tags": unseen}
+    results = {name: scores, "ckpt_path": ckpt, "unseen_gold_tags": unseen}
     (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"predictions and results.json in {output_dir}")
     return scores["f1"]

@@ -172,7 +172,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    ckpt_path: str = MISSING
+    ckpt_path: Any = MISSING  # a checkpoint or run folder, or a list of them: decoded as one ensemble
     data: Optional[DataConfig] = None  # None: the data the checkpoint was trained on
     split: str = "test"
     file: Optional[str] = None  # score this file (or JointBERT split folder) instead of a split

@@ -45,7 +45,7 @@ from slotfill.compare import flatten
 from slotfill.data.loading import load_splits
 from slotfill.errors import SlotfillError
 from slotfill.evaluation import score_both_decodings, write_predictions
-from slotfill.inference import build_tagger
+from slotfill.inference import ensemble_of
 from slotfill.machine import environment
 from slotfill.vocab import LabelSet, TagSet, Vocab
 
@@ -258,10 +258,7 @@ def score_ensemble(
     """Build the ensemble from the members' ``best.pt``, score dev and test, write the run folder."""
     states = [load_checkpoint(d / "checkpoints" / "best.pt", map_location=device) for d in dirs]
     first = states[0]
-    for d, state in zip(dirs[1:], states[1:]):
-        if state["vocab"] != first["vocab"] or state["tags"] != first["tags"] or state.get("intents") != first.get("intents"):
-            raise SlotfillError(f"{d}: this member's vocabulary, tags or intents differ from {dirs[0]}'s -- its data changed; train it again")
-    model = build_tagger({"members": states}, dirs[0]).to(device)
+    model = ensemble_of(states, dirs).to(device)
     model.set_tag_constraints(first["tags"])
     vocab, tagset = Vocab.from_state(first["vocab"]), TagSet.from_state(first["tags"])
     labels = LabelSet.from_state(first["intents"]) if first.get("intents") else None

@@ -14,7 +14,7 @@ from slotfill.data.example import Example
 from slotfill.errors import CheckpointError, first_line
 from slotfill.evaluation import Predictions, predict
 from slotfill.model import Tagger
-from slotfill.model.ensemble import Ensemble
+from slotfill.model.ensemble import Ensemble, first_mismatch
 from slotfill.vocab import LabelSet, TagSet, Vocab
 
 
@@ -46,13 +46,19 @@ class SlotTagger:
         self.config = config or {}
 
     @classmethod
-    def load(cls, path: str | Path, device: torch.device | str = "cpu") -> SlotTagger:
+    def load(cls, path: str | Path | Sequence[str | Path], device: torch.device | str = "cpu") -> SlotTagger:
         """Rebuild the model from a checkpoint alone (read with ``weights_only=True``).
 
         An ensemble checkpoint (``trainer.ensemble``) loads as an :class:`Ensemble` of its members.
+        A list of checkpoints (or run folders) loads as one :class:`Ensemble` of all their taggers,
+        e.g. the runs of a seed sweep; they must share vocabulary, tags and intents.
         """
-        state = load_checkpoint(path, map_location=device)
-        model = build_tagger(state, path)
+        paths = [path] if isinstance(path, (str, Path)) else list(path)
+        if not paths:
+            raise CheckpointError("ckpt_path=[]: name at least one checkpoint or run folder")
+        states = [load_checkpoint(p, map_location=device) for p in paths]
+        model = build_tagger(states[0], paths[0]) if len(states) == 1 else ensemble_of(states, paths)
+        state = states[0]
         model.set_tag_constraints(state["tags"])
         labels = LabelSet.from_state(state["intents"]) if state.get("intents") else None
         return cls(
@@ -108,6 +114,34 @@ def build_tagger(state: dict[str, Any], path: str | Path) -> Tagger | Ensemble:
         return _tagger(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path}: its weights do not fit the model it describes ({first_line(err)})") from None
+
+
+def ensemble_of(states: Sequence[dict[str, Any]], paths: Sequence[str | Path]) -> Ensemble:
+    """One :class:`Ensemble` of every tagger in several checkpoints (an ensemble checkpoint
+    gives all its members). They must index the same words, tags and intents, and decode alike.
+    """
+    first = states[0]
+    for path, state in zip(paths[1:], states[1:]):
+        if state["vocab"] != first["vocab"] or state["tags"] != first["tags"] or state.get("intents") != first.get("intents"):
+            raise CheckpointError(
+                f"{path}: its vocabulary, tags or intents differ from {paths[0]}'s -- an ensemble needs "
+                "taggers trained on the same data with the same vocab options"
+            )
+    members: list[Tagger] = []
+    owners: list[str | Path] = []
+    for path, state in zip(paths, states):
+        model = build_tagger(state, path)
+        taggers = list(model.members) if isinstance(model, Ensemble) else [model]
+        members += taggers
+        owners += [path] * len(taggers)
+    mismatch = first_mismatch(members)
+    if mismatch is not None:
+        i, differs = mismatch
+        raise CheckpointError(
+            f"{owners[i]}: its tagger differs from {paths[0]}'s in {', '.join(differs)} -- an ensemble "
+            "decodes taggers with the same outputs and decoding"
+        )
+    return Ensemble(members)
 
 
 def _tagger(state: dict[str, Any]) -> Tagger:

@@ -113,6 +113,15 @@ def test_trainer_ensemble_trains_members_with_consecutive_seeds_and_scores_them_
     assert f1 == pytest.approx(results["test"]["f1"], abs=1e-12)
     assert len(tagger.tag(["flights from boston to denver"])[0]["tags"]) == 5
 
+    # Separate runs named as a list decode as the same ensemble: member 0 and the single run
+    # of seed 3 (member 1's seed) give the ensemble's scores, and its results name both.
+    listed = f"ckpt_path=[{tmp_path / 'ens' / 'members' / '0'},{tmp_path / 'single' / 'checkpoints' / 'best.pt'}]"
+    f1 = evaluate_checkpoint(compose_eval([listed]), tmp_path / "eval-list")
+    assert f1 == pytest.approx(results["test"]["f1"], abs=1e-12)
+    assert len(json.loads((tmp_path / "eval-list" / "results.json").read_text())["ckpt_path"]) == 2
+    # An ensemble checkpoint in a list counts as all its members.
+    assert len(SlotTagger.load([tmp_path / "ens", tmp_path / "single"]).model.members) == 3
+
     # Running it again in its folder keeps the finished members and gives the same scores.
     best = tmp_path / "ens" / "members" / "0" / "checkpoints" / "best.pt"
     before = best.stat().st_mtime_ns
@@ -160,6 +169,36 @@ def test_ensemble_checkpoint_without_member_weights_is_refused(tiny_corpus: Path
     save_checkpoint(state, tmp_path / "broken.pt")
     with pytest.raises(CheckpointError, match="not a slotfill checkpoint"):
         SlotTagger.load(tmp_path / "broken.pt")
+
+
+def test_checkpoints_named_as_a_list_must_share_vocabulary_and_decoding(tiny_corpus: Path, tmp_path: Path):
+    run(compose_train(["data=folder", f"data.dir={tiny_corpus}", "model.head=crf"]), tmp_path / "a")
+    a = tmp_path / "a" / "checkpoints" / "best.pt"
+    state = load_checkpoint(a)
+    # One checkpoint in a list is that checkpoint.
+    one = SlotTagger.load([a])
+    assert isinstance(one.model, Tagger)
+    assert evaluate_checkpoint(compose_eval([f"ckpt_path=[{a}]"]), tmp_path / "e1") == \
+        evaluate_checkpoint(compose_eval([f"ckpt_path={a}"]), tmp_path / "e2")
+
+    other_vocab = {**state, "vocab": {**state["vocab"], "itos": [*state["vocab"]["itos"][:-1], "zzz"]}}
+    save_checkpoint(other_vocab, tmp_path / "vocab.pt")
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'vocab.pt'}: its vocabulary, tags or intents differ from"):
+        SlotTagger.load([a, tmp_path / "vocab.pt"])
+    other_tags = {**state, "tags": list(reversed(state["tags"]))}
+    save_checkpoint(other_tags, tmp_path / "tags.pt")
+    with pytest.raises(CheckpointError, match="vocabulary, tags or intents differ"):
+        SlotTagger.load([a, tmp_path / "tags.pt"])
+
+    unconstrained = {**state, "model_args": {**state["model_args"], "constrained_decoding": not state["model_args"]["constrained_decoding"]}}
+    save_checkpoint(unconstrained, tmp_path / "unconstrained.pt")
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'unconstrained.pt'}: its tagger differs from .* in constrained_decoding"):
+        SlotTagger.load([a, a, tmp_path / "unconstrained.pt"])
+
+    with pytest.raises(CheckpointError, match="name at least one checkpoint"):
+        SlotTagger.load([])
+    with pytest.raises(CheckpointError, match=rf"{tmp_path / 'missing'}.*checkpoint not found"):
+        evaluate_checkpoint(compose_eval([f"ckpt_path=[{a},{tmp_path / 'missing'}]"]), tmp_path / "e3")
 
 
 STOPPABLE = ["trainer.ensemble=2", "trainer.max_epochs=3", "trainer.patience=10", "model.dropout=0.2", "trainer.batch_size=2"]

@@ -14,6 +14,16 @@ from slotfill.model.tagger import Tagger
 SHARED = ("vocab_size", "num_tags", "num_intents", "head", "constrained_decoding", "num_chars")
 
 
+def first_mismatch(members: Sequence[Tagger]) -> tuple[int, list[str]] | None:
+    """The first member whose :data:`SHARED` settings differ from member 0's, and those settings."""
+    first = members[0].hparams
+    for i, member in enumerate(members[1:], start=1):
+        differs = [k for k in SHARED if member.hparams[k] != first[k]]
+        if differs:
+            return i, differs
+    return None
+
+
 class Ensemble(nn.Module):
     """Decodes the average of its members' scores: a product of experts.
 
@@ -32,11 +42,10 @@ class Ensemble(nn.Module):
         super().__init__()
         if len(members) < 1:
             raise ValueError("an ensemble needs at least one member")
-        first = members[0].hparams
-        for i, member in enumerate(members[1:], start=1):
-            differs = [k for k in SHARED if member.hparams[k] != first[k]]
-            if differs:
-                raise ValueError(f"ensemble member {i} differs from member 0 in {', '.join(differs)}")
+        mismatch = first_mismatch(members)
+        if mismatch is not None:
+            i, differs = mismatch
+            raise ValueError(f"ensemble member {i} differs from member 0 in {', '.join(differs)}")
         self.members = nn.ModuleList(members)
 
     @property
