@@ -43,10 +43,9 @@ from slotfill.data.batching import EncodedSplit, length_runs
 from slotfill.data.example import Example
 from slotfill.data.loading import fold_indices
 from slotfill.errors import ConfigError
-from slotfill.inference import build_tagger
+from slotfill.inference import build_taggers
 from slotfill.model import Tagger
 from slotfill.model.crf import marginals
-from slotfill.model.ensemble import Ensemble
 from slotfill.training import with_schema_defaults
 from slotfill.vocab import LabelSet, TagSet, Vocab
 
@@ -161,8 +160,7 @@ def load_teachers(paths: Sequence[str], data: DictConfig, n: int) -> list[_Teach
         # a teacher saved before a data option existed trained with its schema default
         saved = OmegaConf.to_container(with_schema_defaults(OmegaConf.create(state.get("config") or {})).data)
         rows = held_out_rows(file, saved, student, n)
-        model = build_tagger(state, file).eval()
-        members = list(model.members) if isinstance(model, Ensemble) else [model]
+        members = [m.eval() for m in build_taggers(state, file)]
         teachers.append(
             _Teacher(file, members, Vocab.from_state(state["vocab"]), list(state["tags"]), state.get("intents"), rows)
         )

@@ -116,6 +116,12 @@ def build_tagger(state: dict[str, Any], path: str | Path) -> Tagger | Ensemble:
         raise CheckpointError(f"{path}: its weights do not fit the model it describes ({first_line(err)})") from None
 
 
+def build_taggers(state: dict[str, Any], path: str | Path) -> list[Tagger]:
+    """The taggers a checkpoint holds: its members for an ensemble checkpoint, else the one."""
+    model = build_tagger(state, path)
+    return list(model.members) if isinstance(model, Ensemble) else [model]
+
+
 def ensemble_of(states: Sequence[dict[str, Any]], paths: Sequence[str | Path]) -> Ensemble:
     """One :class:`Ensemble` of every tagger in several checkpoints (an ensemble checkpoint
     gives all its members). They must index the same words, tags and intents, and decode alike.
@@ -130,8 +136,7 @@ def ensemble_of(states: Sequence[dict[str, Any]], paths: Sequence[str | Path]) -
     members: list[Tagger] = []
     owners: list[str | Path] = []
     for path, state in zip(paths, states):
-        model = build_tagger(state, path)
-        taggers = list(model.members) if isinstance(model, Ensemble) else [model]
+        taggers = build_taggers(state, path)
         members += taggers
         owners += [path] * len(taggers)
     mismatch = first_mismatch(members)
