@@ -34,6 +34,11 @@ def conf_dir() -> str:
     raise SystemExit("slotfill: its conf/ folder is missing; reinstall slotfill")
 
 
+def checkpoint_arg(value: Any) -> str | list[str]:
+    """``ckpt_path`` from the command line: one path, or a list of them (an ensemble)."""
+    return [str(p) for p in value] if OmegaConf.is_list(value) else str(value)
+
+
 def run_guarded(task: Callable[[], Any]) -> Any:
     """Run ``task``; a :class:`SlotfillError` becomes one line on stderr and a non-zero exit
     (1, or the error's ``exit_code``: 3 for a diverged run, 128 + signal for an interrupted one)."""
@@ -86,8 +91,7 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> float | None:
     from slotfill.training import resolve_device
 
     device = resolve_device(cfg.device)
-    ckpt = cfg.ckpt_path
-    ckpt = [str(p) for p in ckpt] if OmegaConf.is_list(ckpt) else str(ckpt)
+    ckpt = checkpoint_arg(cfg.ckpt_path)
     tagger = SlotTagger.load(ckpt, device)
     if cfg.text is not None:
         sentences = sys.stdin.read().splitlines() if cfg.text == "-" else [cfg.text]

@@ -185,7 +185,7 @@ class EvalConfig:
 
 @dataclass
 class ExportConfig:
-    ckpt_path: str = MISSING
+    ckpt_path: Any = MISSING  # a checkpoint or run folder, or a list of them: exported as one ensemble
     format: str = "onnx"  # onnx | torchscript
     out_dir: Optional[str] = None  # None: <checkpoint dir>/export-<format>/
 

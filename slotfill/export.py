@@ -1,6 +1,7 @@
 """Export a trained checkpoint for serving without slotfill: ONNX or TorchScript.
 
     python -m slotfill.export ckpt_path=RUN/checkpoints/best.pt format=onnx|torchscript [out_dir=DIR]
+    python -m slotfill.export 'ckpt_path=[RUN0,RUN1,...]' out_dir=DIR ...   # several runs as one ensemble
 
 (also the ``slotfill-export`` command). The export folder (default
 ``<checkpoint dir>/export-<format>/``) holds:
@@ -17,7 +18,11 @@
 The network takes ``words`` (1, T) int64 word ids and, for a model with character features,
 ``chars`` (1, T, C) int64 character ids (C: the sentence's longest word, at most
 :data:`~slotfill.data.batching.WORD_CHARS`); it returns ``slot_scores`` (1, T, num_tags) and,
-with an intent head, ``intent_scores`` (1, num_intents). T and C are dynamic. Decoding
+with an intent head, ``intent_scores`` (1, num_intents). T and C are dynamic. An ensemble
+(``trainer.ensemble``, or ``evaluate.py``'s list of runs saved as one checkpoint) exports as
+one network that returns its members' mean scores, as :class:`~slotfill.model.Ensemble`
+averages them, with the members' mean CRF scores in ``tags.json``; so does a list of
+checkpoints or run folders (``ckpt_path=[...]``, as :meth:`SlotTagger.load` takes it). Decoding
 (argmax, or Viterbi for a CRF head and for BIO-constrained decoding) runs in ``predict.py``
 in numpy, step for step as :meth:`slotfill.model.Tagger.predict` does it.
 
@@ -40,6 +45,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,7 @@ from torch import nn
 import slotfill
 from slotfill.errors import SlotfillError
 from slotfill.model import Tagger
+from slotfill.model.ensemble import Ensemble, mean_scores
 
 FORMATS = ("onnx", "torchscript")
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
@@ -60,12 +67,19 @@ VERIFY_LENGTHS = (1, 2, 5, 13, 31)
 VERIFY_TOLERANCE = 1e-4
 
 
+def first_tagger(model: nn.Module) -> Tagger:
+    """The model itself, or an ensemble's first member: what the inputs' and outputs' shapes come from."""
+    return model.members[0] if isinstance(model, Ensemble) else model
+
+
 class ExportableTagger(nn.Module):
     """One sentence through a :class:`~slotfill.model.Tagger`'s own submodules, for tracing.
 
     ``forward(words (1, T), chars (1, T, C) | None)`` returns ``(slot_scores (1, T, num_tags),)``
     or ``(slot_scores, intent_scores (1, num_intents))``. Every row has its full length, so
-    the encoder takes its flip path (no gather) and the intent head pools over all tokens.
+    the encoder takes its flip path (no gather) and the intent head pools over all tokens. An
+    :class:`~slotfill.model.Ensemble` runs each member so and returns their mean scores
+    (:func:`~slotfill.model.ensemble.mean_scores`), which is what its ``forward`` returns.
     """
 
     def __init__(self, model: nn.Module):
@@ -75,7 +89,15 @@ class ExportableTagger(nn.Module):
     def forward(self, words: torch.Tensor, chars: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         lengths = torch.ones_like(words).sum(dim=1)  # (1,) = T
         mask = torch.ones_like(words, dtype=torch.bool)
-        slot_scores, intent_scores = self.model.score(self.model.encode(words, lengths, mask, chars), mask)
+        if isinstance(self.model, Ensemble):
+            outs = []
+            for member in self.model.members:
+                slots, intents = member.score(member.encode(words, lengths, mask, chars), mask)
+                outs.append({"logits": slots} if intents is None else {"logits": slots, "intent_logits": intents})
+            mean = mean_scores(outs, crf=self.model.members[0].crf is not None)
+            slot_scores, intent_scores = mean["logits"], mean.get("intent_logits")
+        else:
+            slot_scores, intent_scores = self.model.score(self.model.encode(words, lengths, mask, chars), mask)
         return (slot_scores,) if intent_scores is None else (slot_scores, intent_scores)
 
 
@@ -121,7 +143,7 @@ def vocab_json(tagger: Any) -> dict[str, Any]:
     from slotfill.vocab import NUM
 
     vocab = tagger.vocab
-    uses_chars = tagger.model.words.chars is not None
+    uses_chars = first_tagger(tagger.model).words.chars is not None
     return {
         "words": vocab.itos,
         "pad_index": vocab.pad_index,
@@ -133,23 +155,28 @@ def vocab_json(tagger: Any) -> dict[str, Any]:
 
 
 def tags_json(tagger: Any) -> dict[str, Any]:
-    """Tag and intent names, and what decoding needs (as :meth:`Tagger.predict` decodes)."""
+    """Tag and intent names, and what decoding needs (as :meth:`Tagger.predict` decodes).
+
+    An ensemble's CRF scores are its members' means, as :meth:`Ensemble.predict` decodes.
+    """
     model = tagger.model
+    scores = model.averaged_crf() if isinstance(model, Ensemble) else model.crf
     crf = None
-    if model.crf is not None:
+    if scores is not None:
         crf = {
-            "start": model.crf.start.detach().cpu().tolist(),
-            "end": model.crf.end.detach().cpu().tolist(),
-            "transitions": model.crf.transitions.detach().cpu().tolist(),
+            "start": scores.start.detach().cpu().tolist(),
+            "end": scores.end.detach().cpu().tolist(),
+            "transitions": scores.transitions.detach().cpu().tolist(),
         }
+    first = first_tagger(model)
     return {
         "tags": tagger.tagset.itos,
         "intents": tagger.labels.itos if model.intents is not None and tagger.labels is not None else None,
         "head": "crf" if crf is not None else "softmax",
         "constrained_decoding": bool(model.constrained_decoding),
         "crf": crf,
-        "allowed_start": model.allowed_start.cpu().tolist(),
-        "allowed_transitions": model.allowed_transitions.cpu().tolist(),
+        "allowed_start": first.allowed_start.cpu().tolist(),
+        "allowed_transitions": first.allowed_transitions.cpu().tolist(),
     }
 
 
@@ -163,6 +190,7 @@ def _sha256(path: Path) -> str:
 
 def _example_inputs(model: nn.Module, length: int, width: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
     """Random word ids (never padding) and, for a character model, character ids."""
+    model = first_tagger(model)
     vocab_size = model.words.embedding.num_embeddings
     words = torch.randint(1, max(vocab_size, 2), (1, length), generator=generator)
     if model.words.chars is None:
@@ -257,8 +285,13 @@ def verify(model: nn.Module, fmt: str, path: Path) -> float:
     return worst
 
 
-def export_checkpoint(ckpt_path: str | Path, fmt: str = "onnx", out_dir: str | Path | None = None) -> Path:
+def export_checkpoint(
+    ckpt_path: str | Path | Sequence[str | Path], fmt: str = "onnx", out_dir: str | Path | None = None
+) -> Path:
     """Export ``ckpt_path`` as ``fmt`` into ``out_dir``; returns the folder.
+
+    A list of checkpoints or run folders exports as one ensemble of all their taggers; with
+    more than one, ``out_dir`` is required (no one run folder is theirs).
 
     The files are written to a temporary folder beside ``out_dir``, checked (:func:`verify`),
     and only then moved into ``out_dir``, replacing a previous export's files.
@@ -266,15 +299,15 @@ def export_checkpoint(ckpt_path: str | Path, fmt: str = "onnx", out_dir: str | P
     from slotfill.inference import SlotTagger
 
     check_format(fmt)
-    ckpt_file = resolve_checkpoint(ckpt_path)
-    tagger = SlotTagger.load(ckpt_file, "cpu")  # CheckpointError: one line
-    if not isinstance(tagger.model, Tagger):
+    listed = not isinstance(ckpt_path, (str, Path))
+    files = [resolve_checkpoint(p) for p in ckpt_path] if listed else [resolve_checkpoint(ckpt_path)]
+    if len(files) > 1 and out_dir is None:
         raise SlotfillError(
-            f"{ckpt_file}: an ensemble of {len(tagger.model.members)} taggers exports one member at a time -- "
-            f"export {ckpt_file.parent.parent / 'members' / '0' / 'checkpoints' / 'best.pt'} (and the others)"
+            f"ckpt_path names {len(files)} checkpoints, so there is no one run folder to export into -- pass out_dir=DIR"
         )
+    tagger = SlotTagger.load(files if listed else files[0], "cpu")  # CheckpointError: one line
     model = tagger.model.eval()
-    out = Path(out_dir) if out_dir is not None else default_out_dir(ckpt_file, fmt)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(files[0], fmt)
     check_out_dir(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -292,7 +325,7 @@ def export_checkpoint(ckpt_path: str | Path, fmt: str = "onnx", out_dir: str | P
         max_diff = verify(model, fmt, model_path)
 
         vocab, tags = vocab_json(tagger), tags_json(tagger)
-        meta = _metadata(tagger, fmt, ckpt_file, max_diff)
+        meta = _metadata(tagger, fmt, files, max_diff)
         _write_json(staging / "vocab.json", vocab)
         _write_json(staging / "tags.json", tags)
         _write_json(staging / "export.json", meta, indent=2)
@@ -314,29 +347,35 @@ def _write_json(path: Path, value: Any, indent: int | None = None) -> None:
     path.write_text(json.dumps(value, ensure_ascii=False, indent=indent) + "\n", encoding="utf-8")
 
 
-def _metadata(tagger: Any, fmt: str, ckpt_file: Path, max_diff: float) -> dict[str, Any]:
-    model = tagger.model
+def _metadata(tagger: Any, fmt: str, ckpt_files: list[Path], max_diff: float) -> dict[str, Any]:
+    model, first = tagger.model, first_tagger(tagger.model)
+    ensemble = isinstance(model, Ensemble)
     num_tags = len(tagger.tagset)
     inputs = [{"name": "words", "dtype": "int64", "shape": [1, "T"], "what": "word ids (vocab.json words)"}]
-    if model.words.chars is not None:
+    if first.words.chars is not None:
         inputs.append({
             "name": "chars", "dtype": "int64", "shape": [1, "T", "C"],
             "what": "character ids of each normalised word (vocab.json chars), its first word_chars "
                     "characters, 0 after its end; C = the longest word's count",
         })
-    outputs = [{"name": "slot_scores", "dtype": "float32", "shape": [1, "T", num_tags], "what": "slot scores (logits)"}]
+    slot_what, intent_what = "slot scores (logits)", "intent scores (logits)"
+    if ensemble:
+        mean = "the mean of the members' " + ("CRF scores" if first.crf is not None else "log-probabilities")
+        slot_what = f"slot scores: {mean}"
+        intent_what = "intent scores: the mean of the members' log-probabilities"
+    outputs = [{"name": "slot_scores", "dtype": "float32", "shape": [1, "T", num_tags], "what": slot_what}]
     if model.intents is not None:
         outputs.append({
             "name": "intent_scores", "dtype": "float32", "shape": [1, model.intents.linear.out_features],
-            "what": "intent scores (logits)",
+            "what": intent_what,
         })
-    if model.crf is not None:
+    if first.crf is not None:
         decoding = "Viterbi over slot_scores with the CRF scores in tags.json"
     elif model.constrained_decoding:
         decoding = "Viterbi over log_softmax(slot_scores) under the BIO masks in tags.json"
     else:
         decoding = "argmax of slot_scores per token"
-    if model.constrained_decoding and model.crf is not None:
+    if model.constrained_decoding and first.crf is not None:
         decoding += ", under the BIO masks"
     exporter = (
         f"torch.onnx.export (TorchScript-based, dynamo=False), opset {ONNX_OPSET}" if fmt == "onnx"
@@ -351,19 +390,28 @@ def _metadata(tagger: Any, fmt: str, ckpt_file: Path, max_diff: float) -> dict[s
         "torch_version": torch.__version__,
         "exporter": exporter,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "source_checkpoint": str(ckpt_file.resolve()),
-        "source_sha256": _sha256(ckpt_file),
+        # one checkpoint: its path and hash; several (a list): a list of each
+        "source_checkpoint": one_or_list([str(f.resolve()) for f in ckpt_files]),
+        "source_sha256": one_or_list([_sha256(f) for f in ckpt_files]),
         "inputs": inputs,
         "outputs": outputs,
         "decoding": decoding,
+        "members": len(model.members) if ensemble else 1,
         "verified_max_score_difference": max_diff,
-        "model_args": dict(model.hparams),
+        # an ensemble's members may differ in everything but their outputs (hidden size, cell, ...)
+        "model_args": [dict(m.hparams) for m in model.members] if ensemble else dict(model.hparams),
         "data": (tagger.config.get("data") or {}).get("name"),
     }
 
 
+def one_or_list(values: list[Any]) -> Any:
+    return values[0] if len(values) == 1 else values
+
+
 def _readme(meta: dict[str, Any]) -> str:
     model_file = meta["model_file"]
+    sources = meta["source_checkpoint"]
+    sources = ", ".join(f"`{s}`" for s in sources) if isinstance(sources, list) else f"`{sources}`"
     requires = " ".join(meta["requires"])
     shape = lambda dims: "(" + ", ".join(str(d) for d in dims) + ")"  # noqa: E731
     inputs = "\n".join(f"- `{i['name']}` {i['dtype']} {shape(i['shape'])}: {i['what']}" for i in meta["inputs"])
@@ -371,7 +419,7 @@ def _readme(meta: dict[str, Any]) -> str:
     return f"""# slotfill export ({meta['format']})
 
 Exported by slotfill {meta['slotfill_version']} (torch {meta['torch_version']}, {meta['exporter']})
-from `{meta['source_checkpoint']}`.
+from {sources}.
 
 Runs without slotfill; needs `{requires}`:
 
@@ -615,10 +663,10 @@ if __name__ == "__main__":
 
 
 def _export_task(cfg: Any) -> Path:
-    from slotfill.cli import run_guarded
+    from slotfill.cli import checkpoint_arg, run_guarded
 
     def task() -> Path:
-        out = export_checkpoint(cfg.ckpt_path, cfg.format, cfg.out_dir)
+        out = export_checkpoint(checkpoint_arg(cfg.ckpt_path), cfg.format, cfg.out_dir)
         print(f"exported {cfg.format} to {out} (run: python {out / 'predict.py'} \"your sentence\")")
         return out
 

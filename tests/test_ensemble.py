@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import os
@@ -139,8 +140,26 @@ def test_trainer_ensemble_trains_members_with_consecutive_seeds_and_scores_them_
     assert sorted(r.path.name for r in runs) == ["ens", "par", "single"]
     assert sorted(len(g.runs) for g in group_runs(runs)) == [1, 2]
 
-    with pytest.raises(SlotfillError, match="exports one member at a time"):
-        export_checkpoint(tmp_path / "ens", "torchscript", tmp_path / "export")
+    # It exports as one network: the members' mean log-probabilities (softmax members here;
+    # test_export runs a CRF ensemble through the runner in a slotfill-free environment).
+    out = export_checkpoint(tmp_path / "ens", "torchscript", tmp_path / "export")
+    meta = json.loads((out / "export.json").read_text())
+    assert meta["members"] == 2 and len(meta["model_args"]) == 2
+    assert "mean of the members' log-probabilities" in meta["outputs"][0]["what"]
+    spec = importlib.util.spec_from_file_location("exported_ensemble_runner", out / "predict.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    texts = (tiny_corpus / "test" / "seq.in").read_text().splitlines()
+    assert runner.ExportedTagger(out).tag(texts) == tagger.tag(texts)
+    # The same two taggers named as a list (member 0, and the single run of member 1's seed)
+    # export the same network; several runs need an out_dir.
+    pair = [tmp_path / "ens" / "members" / "0", tmp_path / "single"]
+    with pytest.raises(SlotfillError, match="names 2 checkpoints.*pass out_dir=DIR"):
+        export_checkpoint(pair, "torchscript")
+    listed = export_checkpoint(pair, "torchscript", tmp_path / "export-list")
+    listed_meta = json.loads((listed / "export.json").read_text())
+    assert listed_meta["members"] == 2 and len(listed_meta["source_sha256"]) == 2
+    assert runner.ExportedTagger(listed).tag(texts) == tagger.tag(texts)
 
 
 def test_a_member_folder_of_another_config_is_refused(tiny_corpus: Path, tmp_path: Path):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from slotfill.cli import checkpoint_arg
 from slotfill.errors import SlotfillError
 from slotfill.export import FORMATS, MODEL_FILES, check_format, export_checkpoint
 from slotfill.inference import SlotTagger
@@ -26,7 +27,8 @@ SMALL = [
 # Three small models that between them cover every cell, one and two directions, two layers,
 # the CRF head, BIO-constrained decoding, character features, a context window, no intent
 # head, a (training-only) language-model head, the intent-conditioned slot bias, and each
-# normaliser setting.
+# normaliser setting; and an ensemble of two CRF taggers with characters and intents (the
+# shape of atis_ensemble and snips_ensemble), exported as one network.
 MODELS = {
     "softmax": ["model.cell=lstm", "vocab.digits=zero", "model.lm_loss_weight=0.2", "model.intent_slot_bias=true"],
     "crf": [
@@ -36,6 +38,10 @@ MODELS = {
     "chars": [
         "model.cell=rnn", "model.bidirectional=false", "model.num_layers=2", "model.char_filters=8",
         "model.char_dim=5", "model.context_window=1",
+    ],
+    "ensemble": [
+        "trainer.ensemble=2", "model.head=crf", "model.constrained_decoding=true", "model.char_filters=8",
+        "model.char_dim=5",
     ],
 }
 # Beyond the test split: case, digits, unseen words and characters, one word, empty lines.
@@ -58,7 +64,7 @@ def sentences() -> list[str]:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """``checkpoint(name)``: a small model of ``MODELS[name]`` trained on data/airline (once)."""
-    from slotfill.training import train
+    from slotfill.training import run
 
     cache: dict[str, Path] = {}
 
@@ -67,7 +73,7 @@ def checkpoint(tmp_path_factory):
             run_dir = tmp_path_factory.mktemp(f"export-{name}")
             threads = torch.get_num_threads()
             try:
-                train(compose_train(SMALL + MODELS[name], small=False), run_dir)
+                run(compose_train(SMALL + MODELS[name], small=False), run_dir)
             finally:
                 torch.set_num_threads(threads)  # threads=1 must not outlive the fixture
             cache[name] = run_dir / "checkpoints" / "best.pt"
@@ -119,7 +125,8 @@ def test_exported_runner_tags_like_slotfill_without_slotfill(fmt, name, checkpoi
     assert files == {MODEL_FILES[fmt], "vocab.json", "tags.json", "predict.py", "export.json", "README.md"}
     meta = json.loads((out / "export.json").read_text())
     assert meta["format"] == fmt and meta["source_checkpoint"] == str(ckpt.resolve())
-    assert [i["name"] for i in meta["inputs"]] == (["words", "chars"] if name == "chars" else ["words"])
+    assert [i["name"] for i in meta["inputs"]] == (["words", "chars"] if name in ("chars", "ensemble") else ["words"])
+    assert meta["members"] == (2 if name == "ensemble" else 1)
     assert [o["name"] for o in meta["outputs"]] == (["slot_scores"] if name == "crf" else ["slot_scores", "intent_scores"])
 
     env = clean_env(tmp_path, fmt)
@@ -216,5 +223,7 @@ def test_export_config_composes_against_its_schema():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("export", overrides=["ckpt_path=x.pt"])
         assert (cfg.ckpt_path, cfg.format, cfg.out_dir) == ("x.pt", "onnx", None)
+        listed = compose("export", overrides=["ckpt_path=[a/run0,a/run1]", "out_dir=y"])
+        assert checkpoint_arg(listed.ckpt_path) == ["a/run0", "a/run1"] and checkpoint_arg(cfg.ckpt_path) == "x.pt"
         with pytest.raises(ConfigCompositionException):
             compose("export", overrides=["ckpt_path=x.pt", "outdir=y"])

@@ -71,6 +71,13 @@ class Ensemble(nn.Module):
                 getattr(mean, name).copy_(torch.stack([getattr(c, name) for c in crfs]).mean(0))
         return mean
 
+    def forward(
+        self, words: torch.Tensor, lengths: torch.Tensor, chars: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The members' mean scores, as :meth:`Tagger.forward` returns them (no loss): see :func:`mean_scores`."""
+        outs = [m(words, lengths, chars=chars) for m in self.members]
+        return {**mean_scores(outs, crf=self.members[0].crf is not None), "mask": outs[0]["mask"]}
+
     @torch.no_grad()
     def predict(
         self,
@@ -80,11 +87,18 @@ class Ensemble(nn.Module):
         chars: torch.Tensor | None = None,
     ) -> tuple[list[list[int]], list[int] | None]:
         """As :meth:`Tagger.predict`, from the members' mean scores."""
-        outs = [m(words, lengths, chars=chars) for m in self.members]
-        crf = self.averaged_crf()
-        # CRF scores are averaged as they are; softmax scores as log-probabilities.
-        slot = (lambda o: o["logits"]) if crf is not None else (lambda o: o["logits"].log_softmax(-1))
-        out = {"logits": torch.stack([slot(o) for o in outs]).mean(0), "mask": outs[0]["mask"]}
-        if "intent_logits" in outs[0]:
-            out["intent_logits"] = torch.stack([o["intent_logits"].log_softmax(-1) for o in outs]).mean(0)
-        return self.members[0].decode(out, lengths, constrained, crf)
+        out = self(words, lengths, chars=chars)
+        return self.members[0].decode(out, lengths, constrained, self.averaged_crf())
+
+
+def mean_scores(outs: Sequence[dict[str, torch.Tensor]], crf: bool) -> dict[str, torch.Tensor]:
+    """The ensemble's ``logits`` (and ``intent_logits``) from its members' outputs.
+
+    CRF members' slot scores are averaged as they are (the averaged CRF decodes them);
+    softmax members' as log-probabilities; intents always as log-probabilities.
+    """
+    slot = (lambda o: o["logits"]) if crf else (lambda o: o["logits"].log_softmax(-1))
+    mean = {"logits": torch.stack([slot(o) for o in outs]).mean(0)}
+    if "intent_logits" in outs[0]:
+        mean["intent_logits"] = torch.stack([o["intent_logits"].log_softmax(-1) for o in outs]).mean(0)
+    return mean
