@@ -18,11 +18,11 @@
 The network takes ``words`` (1, T) int64 word ids and, for a model with character features,
 ``chars`` (1, T, C) int64 character ids (C: the sentence's longest word, at most
 :data:`~slotfill.data.batching.WORD_CHARS`); it returns ``slot_scores`` (1, T, num_tags) and,
-with an intent head, ``intent_scores`` (1, num_intents). T and C are dynamic. An ensemble
-(``trainer.ensemble``, or ``evaluate.py``'s list of runs saved as one checkpoint) exports as
-one network that returns its members' mean scores, as :class:`~slotfill.model.Ensemble`
-averages them, with the members' mean CRF scores in ``tags.json``; so does a list of
-checkpoints or run folders (``ckpt_path=[...]``, as :meth:`SlotTagger.load` takes it). Decoding
+with an intent head, ``intent_scores`` (1, num_intents). T and C are dynamic. An ensemble (a
+``trainer.ensemble`` run, or a list of checkpoints or run folders, ``ckpt_path=[...]``, as
+:meth:`SlotTagger.load` takes it) exports as one network that returns its members' mean
+scores, as :class:`~slotfill.model.Ensemble` averages them, with the members' mean CRF scores
+in ``tags.json``. Decoding
 (argmax, or Viterbi for a CRF head and for BIO-constrained decoding) runs in ``predict.py``
 in numpy, step for step as :meth:`slotfill.model.Tagger.predict` does it.
 
