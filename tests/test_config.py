@@ -66,19 +66,20 @@ def test_eval_requires_a_checkpoint_and_takes_data_presets():
     assert compose_eval(["ckpt_path=x.pt", "data=atis"]).data.download == "atis"
 
 
-@pytest.mark.parametrize("ensemble,single", [
-    ("atis_ensemble", ["experiment=atis_best"]),
-    ("snips_ensemble", ["experiment=snips_best"]),
+@pytest.mark.parametrize("ensemble,single,size", [
+    ("atis_ensemble", ["experiment=atis_best"], 5),
+    ("snips_ensemble", ["experiment=snips_best"], 10),
 ])
-def test_an_ensemble_member_is_the_single_run_its_config_file_names(ensemble, single):
-    # Member i of ensemble seed s is the documented single run with seed 5s+i: what lets a seed
-    # sweep of the single configuration supply the ensembles' members (and the README's rows).
+def test_an_ensemble_member_is_the_single_run_its_config_file_names(ensemble, single, size):
+    # Member i of ensemble seed s is the documented single run with seed k*s+i (k members):
+    # what lets a seed sweep of the single configuration supply the ensembles' members (and
+    # the README's rows).
     from slotfill.ensemble import member_config
 
     cfg = compose_train([f"experiment={ensemble}", "seed=3"], small=False)
-    assert cfg.trainer.ensemble == 5
+    assert cfg.trainer.ensemble == size
     member = OmegaConf.to_container(member_config(cfg, 2))
-    alone = OmegaConf.to_container(compose_train([*single, "seed=17"], small=False), resolve=True)
+    alone = OmegaConf.to_container(compose_train([*single, f"seed={3 * size + 2}"], small=False), resolve=True)
     member.pop("resume"), alone.pop("resume")
     assert member == alone
 
