@@ -55,7 +55,7 @@ from torch import nn
 import slotfill
 from slotfill.errors import SlotfillError
 from slotfill.model import Tagger
-from slotfill.model.ensemble import Ensemble, mean_scores
+from slotfill.model.ensemble import Ensemble
 
 FORMATS = ("onnx", "torchscript")
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
@@ -79,7 +79,7 @@ class ExportableTagger(nn.Module):
     or ``(slot_scores, intent_scores (1, num_intents))``. Every row has its full length, so
     the encoder takes its flip path (no gather) and the intent head pools over all tokens. An
     :class:`~slotfill.model.Ensemble` runs each member so and returns their mean scores
-    (:func:`~slotfill.model.ensemble.mean_scores`), which is what its ``forward`` returns.
+    (:meth:`~slotfill.model.Ensemble.mean_scores`), which is what its ``forward`` returns.
     """
 
     def __init__(self, model: nn.Module):
@@ -89,16 +89,13 @@ class ExportableTagger(nn.Module):
     def forward(self, words: torch.Tensor, chars: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         lengths = torch.ones_like(words).sum(dim=1)  # (1,) = T
         mask = torch.ones_like(words, dtype=torch.bool)
-        if isinstance(self.model, Ensemble):
-            outs = []
-            for member in self.model.members:
-                slots, intents = member.score(member.encode(words, lengths, mask, chars), mask)
-                outs.append({"logits": slots} if intents is None else {"logits": slots, "intent_logits": intents})
-            mean = mean_scores(outs, crf=self.model.members[0].crf is not None)
-            slot_scores, intent_scores = mean["logits"], mean.get("intent_logits")
-        else:
-            slot_scores, intent_scores = self.model.score(self.model.encode(words, lengths, mask, chars), mask)
-        return (slot_scores,) if intent_scores is None else (slot_scores, intent_scores)
+        ensemble = isinstance(self.model, Ensemble)
+        outs = []
+        for tagger in self.model.members if ensemble else [self.model]:
+            slots, intents = tagger.score(tagger.encode(words, lengths, mask, chars), mask)
+            outs.append({"logits": slots} if intents is None else {"logits": slots, "intent_logits": intents})
+        out = self.model.mean_scores(outs) if ensemble else outs[0]
+        return tuple(out[key] for key in ("logits", "intent_logits") if key in out)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

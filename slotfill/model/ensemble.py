@@ -74,9 +74,21 @@ class Ensemble(nn.Module):
     def forward(
         self, words: torch.Tensor, lengths: torch.Tensor, chars: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """The members' mean scores, as :meth:`Tagger.forward` returns them (no loss): see :func:`mean_scores`."""
+        """The members' mean scores, as :meth:`Tagger.forward` returns them (no loss): see :meth:`mean_scores`."""
         outs = [m(words, lengths, chars=chars) for m in self.members]
-        return {**mean_scores(outs, crf=self.members[0].crf is not None), "mask": outs[0]["mask"]}
+        return {**self.mean_scores(outs), "mask": outs[0]["mask"]}
+
+    def mean_scores(self, outs: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """The ensemble's ``logits`` (and ``intent_logits``) from its members' outputs.
+
+        CRF members' slot scores are averaged as they are (the averaged CRF decodes them);
+        softmax members' as log-probabilities; intents always as log-probabilities.
+        """
+        slot = (lambda o: o["logits"]) if self.members[0].crf is not None else (lambda o: o["logits"].log_softmax(-1))
+        mean = {"logits": torch.stack([slot(o) for o in outs]).mean(0)}
+        if "intent_logits" in outs[0]:
+            mean["intent_logits"] = torch.stack([o["intent_logits"].log_softmax(-1) for o in outs]).mean(0)
+        return mean
 
     @torch.no_grad()
     def predict(
@@ -89,16 +101,3 @@ class Ensemble(nn.Module):
         """As :meth:`Tagger.predict`, from the members' mean scores."""
         out = self(words, lengths, chars=chars)
         return self.members[0].decode(out, lengths, constrained, self.averaged_crf())
-
-
-def mean_scores(outs: Sequence[dict[str, torch.Tensor]], crf: bool) -> dict[str, torch.Tensor]:
-    """The ensemble's ``logits`` (and ``intent_logits``) from its members' outputs.
-
-    CRF members' slot scores are averaged as they are (the averaged CRF decodes them);
-    softmax members' as log-probabilities; intents always as log-probabilities.
-    """
-    slot = (lambda o: o["logits"]) if crf else (lambda o: o["logits"].log_softmax(-1))
-    mean = {"logits": torch.stack([slot(o) for o in outs]).mean(0)}
-    if "intent_logits" in outs[0]:
-        mean["intent_logits"] = torch.stack([o["intent_logits"].log_softmax(-1) for o in outs]).mean(0)
-    return mean
