@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from seqeval.metrics import classification_report
-from seqeval.metrics.sequence_labeling import get_entities
-from seqeval.scheme import IOB2
-
 from slotfill.data.bio import split_tag
+
+# seqeval is imported where it is used: its metrics module imports scikit-learn and SciPy
+# (~1.5 s), which a command line that stops at a config error, or only tags text, never needs.
 
 
 def _check_aligned(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> None:
@@ -35,6 +34,8 @@ def _chunks(sequences: list[list[str]]) -> tuple[set[tuple[str, int, int]], set[
     chunk, and a strict chunk ends where a conlleval one does); tests check this against
     seqeval's strict mode, which takes 5x as long to chunk.
     """
+    from seqeval.metrics.sequence_labeling import get_entities
+
     flat = [tag for sequence in sequences for tag in (*sequence, "O")]
     default = set(get_entities(flat))
     return default, {chunk for chunk in default if flat[chunk[1]][0] == "B"}
@@ -112,6 +113,9 @@ def slot_scores(
 
 def format_report(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], strict: bool = False) -> str:
     """seqeval's per-slot text report (conlleval-compatible, or strict IOB2)."""
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
     _check_aligned(gold, pred)
     kwargs: dict[str, Any] = {"mode": "strict", "scheme": IOB2} if strict else {}
     return classification_report([list(g) for g in gold], [list(p) for p in pred], digits=4, zero_division=0, **kwargs)

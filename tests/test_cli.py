@@ -68,6 +68,21 @@ def test_text_and_stdin_prediction_print_json(trained_run: Path, tmp_path: Path)
     assert [len(x["tokens"]) for x in lines] == [3, 0, 3]
 
 
+def test_the_command_lines_start_without_torch_or_seqeval():
+    # A config error is reported before the ~2 s of torch and scikit-learn imports: the package
+    # and the command-line module import neither, and the metrics import seqeval when scoring.
+    code = (
+        "import sys, slotfill, slotfill.cli, slotfill.metrics\n"
+        "heavy = sorted(m for m in ('torch', 'seqeval', 'sklearn') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "from slotfill import SlotTagger\n"
+        "assert SlotTagger.__module__ == 'slotfill.inference'\n"
+        "assert slotfill.metrics.slot_scores([['B-a']], [['B-a']])['f1'] == 1.0\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_console_script_module_is_equivalent():
     from slotfill.cli import conf_dir, eval_main, train_main
 
