@@ -109,12 +109,16 @@ def _wait_for_mid_epoch_checkpoint(proc: subprocess.Popen, path: Path, epoch: in
 
 def test_sigkill_mid_epoch_then_resume_gives_identical_results(tmp_path):
     ref = _train(*SUB, f"hydra.run.dir={tmp_path / 'ref'}")  # runs beside the cut run (one thread each)
-    proc = _train(*SUB, f"hydra.run.dir={tmp_path / 'cut'}")
-    _wait_for_mid_epoch_checkpoint(proc, tmp_path / "cut" / "checkpoints" / "last.pt", epoch=2)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
-    assert not (tmp_path / "cut" / "results.json").exists()
+    try:
+        proc = _train(*SUB, f"hydra.run.dir={tmp_path / 'cut'}")
+        _wait_for_mid_epoch_checkpoint(proc, tmp_path / "cut" / "checkpoints" / "last.pt", epoch=2)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        assert not (tmp_path / "cut" / "results.json").exists()
+    except BaseException:
+        ref.kill()  # leave no training process behind a failed test
+        raise
     out, err = ref.communicate(timeout=300)
     assert ref.returncode == 0, err
 
