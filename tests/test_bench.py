@@ -226,14 +226,14 @@ def test_accuracy_seeds_option():
     assert parse_args(["--to-accuracy", "5", "--accuracy-seeds", "3,1,2"]).accuracy_seeds == [3, 1, 2]
     assert parse_args(["--to-accuracy", "5"]).accuracy_seeds is None  # the workers then use --seed
     for bad in (["--to-accuracy", "5", "--accuracy-seeds", "0,x"], ["--to-accuracy", "5", "--accuracy-seeds", "1,1"],
-                ["--accuracy-seeds", "0,1"]):
+                ["--accuracy-seeds", "0,1"], ["--accuracy-recipe", "trainer.lr=0.003"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
 
 
 def test_model_overrides_and_percentile():
-    assert model_overrides(["model.hidden_size=8 cell=gru", "vocab.lowercase=false"]) == [
-        "model.hidden_size=8", "model.cell=gru", "vocab.lowercase=false"]
+    assert model_overrides(["model.hidden_size=8 cell=gru", "vocab.lowercase=false", "scheduler=plateau"]) == [
+        "model.hidden_size=8", "model.cell=gru", "vocab.lowercase=false", "scheduler=plateau"]
     assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0
     assert percentile([1.0, 2.0], 99) == pytest.approx(1.99)
 
@@ -246,7 +246,7 @@ def test_benchmark_end_to_end_quick_json(tiny_corpus: Path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     proc = subprocess.run(
         [sys.executable, "-m", "slotfill.bench", "--quick", "--json", "--threads", "1", "--to-accuracy", "2",
-         "--accuracy-seeds", "0,1", "--data", str(tiny_corpus)],
+         "--accuracy-seeds", "0,1", "--accuracy-recipe", "trainer.lr=0.003 scheduler=plateau", "--data", str(tiny_corpus)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -299,8 +299,13 @@ def test_benchmark_end_to_end_quick_json(tiny_corpus: Path):
         assert side["inference"]["batch256_floor_fraction"] == pytest.approx(fl["test_floor_seconds"] / measured)
     acc = report["to_accuracy"]
     assert acc["epochs"] == 2 and [run["seed"] for run in acc["runs"]] == [0, 1]
+    # the recipe reaches slotfill's to-accuracy runs only: not the baseline, not the main measurement
+    assert acc["slotfill_overrides"] == ["trainer.lr=0.003", "scheduler=plateau"]
+    assert report["benchmark"]["baseline_spec"]["lr"] == 0.001 and report["benchmark"]["model_overrides"] == [
+        "model.hidden_size=16", "model.embedding_dim=16"]
     for run in acc["runs"]:
         assert run["slotfill_epochs"] == 4  # slotfill may take more (faster) epochs
+        assert (run["slotfill"]["lr"], run["slotfill"]["scheduler"]) == (0.003, "plateau")
         for side, epochs in (("slotfill", 4), ("baseline", 2)):
             assert len(run[side]["f1"]) == epochs and all(0.0 <= f <= 1.0 for f in run[side]["f1"])
             assert run[side]["best_f1"] == max(run[side]["f1"][:2])  # same epochs: the accuracy comparison
