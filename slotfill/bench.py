@@ -836,15 +836,16 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "verbose": args.verbose, "onnx": args.onnx,
     }
     with tempfile.TemporaryDirectory(prefix="slotfill-bench-") as tmp:
-        try:
-            cfg = compose_slotfill(data_dir, job, 1)
-        except Exception as err:  # Hydra's override and schema errors
-            raise SystemExit(f"error: --model {' '.join(model_overrides(args.model))}: {err}") from None
-        if job["accuracy_overrides"]:
+        def composed(option: str, shown: Sequence[str], extra: Sequence[str] = ()) -> DictConfig:
             try:
-                compose_slotfill(data_dir, job, 1, job["accuracy_overrides"])
-            except Exception as err:
-                raise SystemExit(f"error: --accuracy-recipe {' '.join(job['accuracy_overrides'])}: {err}") from None
+                return compose_slotfill(data_dir, job, 1, extra)
+            except Exception as err:  # Hydra's override and schema errors
+                message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+                raise SystemExit(f"error: {option} {' '.join(shown)}: {message}") from None
+
+        cfg = composed("--model", model_overrides(args.model))
+        if job["accuracy_overrides"]:
+            composed("--accuracy-recipe", job["accuracy_overrides"], job["accuracy_overrides"])
             log.info("to-accuracy: slotfill trains with %s; the baseline keeps its own settings",
                      " ".join(job["accuracy_overrides"]))
         spec = baseline_spec(cfg)

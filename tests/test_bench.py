@@ -231,6 +231,18 @@ def test_accuracy_seeds_option():
             parse_args(bad)
 
 
+@pytest.mark.parametrize("argv,prefix", [
+    (["--model", "cel=gru"], "error: --model model.cel=gru: "),
+    (["--to-accuracy", "2", "--accuracy-recipe", "trainer.lr=fast"], "error: --accuracy-recipe trainer.lr=fast: "),
+])
+def test_a_bad_override_is_a_one_line_error_before_any_worker_starts(argv, prefix, tiny_corpus, monkeypatch):
+    monkeypatch.setattr(bench, "spawn_pair", lambda *a, **k: pytest.fail("a worker started"))
+    with pytest.raises(SystemExit) as caught:
+        bench.run_benchmark(parse_args(["--quick", "--data", str(tiny_corpus), *argv]))
+    message = str(caught.value)
+    assert message.startswith(prefix) and "\n" not in message, message
+
+
 def test_model_overrides_and_percentile():
     assert model_overrides(["model.hidden_size=8 cell=gru", "vocab.lowercase=false", "scheduler=plateau"]) == [
         "model.hidden_size=8", "model.cell=gru", "vocab.lowercase=false", "scheduler=plateau"]
