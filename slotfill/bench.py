@@ -524,10 +524,9 @@ def compose_slotfill(data_dir: Path, job: dict[str, Any], epochs: int, extra: Se
 
 def slotfill_train(
     data_dir: Path, job: dict[str, Any], epochs: int, run_dir: Path, baton: Baton,
-    callback: Callable[[Any, int], None] | None = None, extra: Sequence[str] = (),
+    callback: Callable[[Any, int], None] | None = None,
 ) -> dict[str, Any]:
-    """``slotfill.training.train`` for ``epochs`` epochs on ``data_dir`` (config overrides
-    ``extra`` after the job's); its ``results`` dict.
+    """``slotfill.training.train`` for ``epochs`` epochs on ``data_dir``; its ``results`` dict.
 
     After every epoch (and ``callback``) the other side takes a turn; ``train`` times epochs
     without what runs between them.
@@ -539,7 +538,7 @@ def slotfill_train(
             callback(model, epoch)
         baton.turn()
 
-    return train(compose_slotfill(data_dir, job, epochs, extra), run_dir, epoch_callback=after_epoch)
+    return train(compose_slotfill(data_dir, job, epochs), run_dir, epoch_callback=after_epoch)
 
 
 def slotfill_worker(job: dict[str, Any], tmp: Path, baton: Baton) -> dict[str, Any]:
@@ -592,9 +591,10 @@ def slotfill_worker(job: dict[str, Any], tmp: Path, baton: Baton) -> dict[str, A
         from slotfill.training import intent_labels
         from slotfill.vocab import Normalizer, TagSet, Vocab
 
+        # The to-accuracy runs' job: the recipe's overrides after the job's own.
+        job = {**job, "overrides": [*job["overrides"], *job["accuracy_overrides"]]}
         # The vocabulary, tags and intents train() builds from the same data and config.
-        recipe = job["accuracy_overrides"]
-        cfg = compose_slotfill(data_dir, job, job["accuracy_epochs"], recipe)
+        cfg = compose_slotfill(data_dir, job, job["accuracy_epochs"])
         vocab = Vocab.build((ex.tokens for ex in splits["train"]), Normalizer(cfg.vocab.lowercase, cfg.vocab.digits),
                             cfg.vocab.min_freq, chars=cfg.model.char_filters > 0)
         tagset = TagSet.build(ex.tags for ex in splits["train"])
@@ -610,8 +610,7 @@ def slotfill_worker(job: dict[str, Any], tmp: Path, baton: Baton) -> dict[str, A
 
             log.info("slotfill: to-accuracy, seed %d, %d epochs (the baseline's %d, then on)",
                      seed, epochs, job["accuracy_epochs"])
-            results = slotfill_train(data_dir, {**job, "seed": seed}, epochs, tmp / f"accuracy-{seed}", baton, score_test,
-                                     recipe)
+            results = slotfill_train(data_dir, {**job, "seed": seed}, epochs, tmp / f"accuracy-{seed}", baton, score_test)
             trained = results["config"]  # what the run trained with, recipe included
             return {**accuracy_summary(f1, [h["seconds"] for h in results["history"]], job["accuracy_epochs"]),
                     "lr": trained["trainer"]["lr"], "scheduler": trained["scheduler"]["name"]}
