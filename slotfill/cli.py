@@ -92,7 +92,7 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> float | None:
 
     device = resolve_device(cfg.device)
     ckpt = checkpoint_arg(cfg.ckpt_path)
-    tagger = SlotTagger.load(ckpt, device)
+    tagger = SlotTagger.load(ckpt, device, cfg.lstm_kernel)
     if cfg.text is not None:
         sentences = sys.stdin.read().splitlines() if cfg.text == "-" else [cfg.text]
         for result in tagger.tag(sentences, cfg.batch_size, cfg.constrained):

@@ -167,6 +167,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # torch intra-op threads; 0 leaves PyTorch's default (multirun: auto, see slotfill.sweep)
+    lstm_kernel: str = "auto"  # auto | slotfill | torch (slotfill.model.lstm_kernel)
     resume: Optional[str] = None  # run folder or last.pt to continue; "auto": this run's own last.pt
 
 
@@ -181,6 +182,7 @@ class EvalConfig:
     device: str = "auto"
     strict: bool = False  # also print the strict IOB2 report
     constrained: Optional[bool] = None  # BIO-constrained decoding; None: as the model was trained
+    lstm_kernel: Optional[str] = None  # auto | slotfill | torch; None: the one the checkpoint was trained with
 
 
 @dataclass
@@ -244,6 +246,7 @@ def validate_data(data: DictConfig | DataConfig, splits: tuple[str, ...] = ("tra
 def validate_train(cfg: DictConfig) -> None:
     """Fail fast, before any data is read, on values the schemas cannot rule out."""
     from slotfill.model import CELLS, HEADS, LOSS_REDUCTIONS, NONLINEARITIES
+    from slotfill.model.lstm_kernel import KERNELS
     from slotfill.vocab import DIGIT_MODES
 
     m, t, v = cfg.model, cfg.trainer, cfg.vocab
@@ -302,3 +305,4 @@ def validate_train(cfg: DictConfig) -> None:
     _check(cfg.device in ("auto", "cpu", "cuda") or str(cfg.device).startswith("cuda:"), f"device={cfg.device!r} is unknown: use auto, cpu or cuda")
     _check(cfg.logger.gradient_flow_min_length >= 2, f"logger.gradient_flow_min_length={cfg.logger.gradient_flow_min_length} must be >= 2")
     _check(cfg.threads >= 0, f"threads={cfg.threads} must be >= 0")
+    _check(cfg.lstm_kernel in KERNELS, f"lstm_kernel={cfg.lstm_kernel!r} is unknown: use one of {', '.join(KERNELS)}")

@@ -47,6 +47,8 @@ from slotfill.errors import SlotfillError
 from slotfill.evaluation import score_both_decodings, write_predictions
 from slotfill.inference import ensemble_of
 from slotfill.machine import environment
+from slotfill.model import lstm_kernel
+from slotfill.model.encoder import use_kernel
 from slotfill.vocab import LabelSet, TagSet, Vocab
 
 log = logging.getLogger(__name__)
@@ -259,6 +261,8 @@ def score_ensemble(
     states = [load_checkpoint(d / "checkpoints" / "best.pt", map_location=device) for d in dirs]
     first = states[0]
     model = ensemble_of(states, dirs).to(device)
+    kernel = lstm_kernel.resolve(cfg.lstm_kernel, cfg.model.cell, device, cfg.threads, cfg.model.bidirectional)
+    use_kernel(model, kernel)
     model.set_tag_constraints(first["tags"])
     vocab, tagset = Vocab.from_state(first["vocab"]), TagSet.from_state(first["tags"])
     labels = LabelSet.from_state(first["intents"]) if first.get("intents") else None
@@ -278,6 +282,7 @@ def score_ensemble(
             "tags": first["tags"],
             "intents": first.get("intents"),
             "config": OmegaConf.to_container(cfg, resolve=True),
+            "lstm_kernel": kernel,
             "best_f1": results["dev"]["f1"],
         },
         output_dir / "checkpoints" / "best.pt",

@@ -14,6 +14,8 @@ from slotfill.data.example import Example
 from slotfill.errors import CheckpointError, first_line
 from slotfill.evaluation import Predictions, predict
 from slotfill.model import Tagger
+from slotfill.model import lstm_kernel as kernels
+from slotfill.model.encoder import use_kernel
 from slotfill.model.ensemble import Ensemble, first_mismatch
 from slotfill.vocab import LabelSet, TagSet, Vocab
 
@@ -46,8 +48,14 @@ class SlotTagger:
         self.config = config or {}
 
     @classmethod
-    def load(cls, path: str | Path | Sequence[str | Path], device: torch.device | str = "cpu") -> SlotTagger:
+    def load(
+        cls, path: str | Path | Sequence[str | Path], device: torch.device | str = "cpu", lstm_kernel: str | None = None
+    ) -> SlotTagger:
         """Rebuild the model from a checkpoint alone (read with ``weights_only=True``).
+
+        ``lstm_kernel`` (``auto``, ``slotfill``, ``torch``; see
+        :mod:`slotfill.model.lstm_kernel`): None decodes with the kernel the (first) checkpoint
+        was trained with, so that its scores repeat the trainer's.
 
         An ensemble checkpoint (``trainer.ensemble``) loads as an :class:`Ensemble` of its members.
         A list of checkpoints (or run folders) loads as one :class:`Ensemble` of all their taggers,
@@ -59,6 +67,10 @@ class SlotTagger:
         states = [load_checkpoint(p, map_location=device) for p in paths]
         model = build_tagger(states[0], paths[0]) if len(states) == 1 else ensemble_of(states, paths)
         state = states[0]
+        args = next(iter(_model_args(state)))
+        use_kernel(
+            model, kernels.for_checkpoint(state.get("lstm_kernel"), lstm_kernel, args["cell"], device, args["bidirectional"])
+        )
         model.set_tag_constraints(state["tags"])
         labels = LabelSet.from_state(state["intents"]) if state.get("intents") else None
         return cls(
@@ -147,6 +159,10 @@ def ensemble_of(states: Sequence[dict[str, Any]], paths: Sequence[str | Path]) -
             "decodes taggers with the same outputs and decoding"
         )
     return Ensemble(members)
+
+
+def _model_args(state: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    return (member["model_args"] for member in state["members"]) if "members" in state else iter([state["model_args"]])
 
 
 def _tagger(state: dict[str, Any]) -> Tagger:

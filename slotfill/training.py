@@ -44,7 +44,8 @@ from slotfill.errors import ConfigError, SlotfillError
 from slotfill.evaluation import predict, score, score_both_decodings, unseen_gold_tags, write_predictions
 from slotfill.gradflow import gradient_flow
 from slotfill.machine import describe_environment, environment
-from slotfill.model import Tagger, read_vectors
+from slotfill.model import Tagger, lstm_kernel, read_vectors
+from slotfill.model.encoder import use_kernel
 from slotfill.vocab import LabelSet, Normalizer, TagSet, Vocab
 
 log = logging.getLogger(__name__)
@@ -458,8 +459,14 @@ def train(
     log.info("vocabulary %d words, %d slot tags, %s", len(vocab), len(tagset), f"{len(labels)} intents" if labels else "no intents")
 
     model = build_model(cfg, vocab, tagset, labels).to(device)
+    kernel = lstm_kernel.resolve(cfg.lstm_kernel, cfg.model.cell, device, cfg.threads, cfg.model.bidirectional)
+    if resume_state is not None and resume_state.get("lstm_kernel", "torch") != kernel:
+        log.warning("the interrupted run trained with the %s LSTM kernel, this one uses %s: the trajectory "
+                    "will differ in rounding (set lstm_kernel=%s to continue exactly)",
+                    resume_state.get("lstm_kernel", "torch"), kernel, resume_state.get("lstm_kernel", "torch"))
+    use_kernel(model, kernel)
     params = sum(p.numel() for p in model.parameters())
-    log.info("model: %s", describe(model))
+    log.info("model: %s%s", describe(model), f"; LSTM kernel: {kernel}" if cfg.model.cell == "lstm" else "")
     env = environment()
     log.info("machine: %s", describe_environment(env))
     log.info(
@@ -523,6 +530,7 @@ def train(
         "tags": tagset.to_state(),
         "intents": labels.to_state() if labels else None,
         "config": OmegaConf.to_container(cfg, resolve=True),
+        "lstm_kernel": kernel,
     }
 
     def save_last() -> None:
@@ -742,6 +750,7 @@ def train(
             "history": state.history,
             "data": {split: len(ex) for split, ex in splits.items()},
             "device": str(device),
+            "lstm_kernel": kernel,
             "environment": env,
             "slotfill_version": slotfill.__version__,
             "config": OmegaConf.to_container(cfg, resolve=True),

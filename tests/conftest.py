@@ -55,6 +55,19 @@ def tiny_corpus(tmp_path: Path) -> Path:
     return write_jointbert(tmp_path / "tiny", {"train": TINY_TRAIN, "dev": TINY_DEV, "test": TINY_TEST})
 
 
+@pytest.fixture(scope="session")
+def own_lstm_kernel():
+    """slotfill's C++ LSTM kernel, built (~15 s the first time on a machine) and loaded; the
+    tests that need it are skipped only where there is no C++ compiler to build it."""
+    import shutil
+
+    from slotfill.model import lstm_kernel
+
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        pytest.skip("no C++ compiler: slotfill's LSTM kernel cannot be built here (lstm_kernel=auto falls back)")
+    lstm_kernel.load()
+
+
 def compose_train(overrides: list[str] | None = None, small: bool = True):
     """The real train config on the CPU, shrunk (unless ``small=False``) to run in a second."""
     base = ["device=cpu", "logger=none"]

@@ -41,6 +41,7 @@ from slotfill.data.batching import EncodedSplit
 from slotfill.data.example import Example
 from slotfill.evaluation import predict as slotfill_predict
 from slotfill.model import Tagger
+from slotfill.model.encoder import use_kernel
 from slotfill.training import train
 from slotfill.vocab import TagSet
 from tests.conftest import ROOT, TINY_DEV, TINY_TEST, TINY_TRAIN, compose_train
@@ -69,8 +70,19 @@ def test_flops_of_a_stacked_unidirectional_gru_by_hand():
     assert flops == {"forward": 2220, "training": 6660}
 
 
-def _pair(dropout: float, seed: int = 0):
-    """A slotfill Tagger and a baseline with the Tagger's weights, on the tiny corpus."""
+KERNELS = ["torch", "slotfill"]  # slotfill's encoder with PyTorch's LSTM kernel and with its own
+
+
+@pytest.fixture(params=KERNELS)
+def kernel(request) -> str:
+    if request.param == "slotfill":
+        request.getfixturevalue("own_lstm_kernel")
+    return request.param
+
+
+def _pair(dropout: float, seed: int = 0, kernel: str = "torch"):
+    """A slotfill Tagger (its LSTM run by ``kernel``) and a baseline with the Tagger's weights,
+    on the tiny corpus."""
     train_ex = _examples(TINY_TRAIN)
     spec = BaselineSpec(embedding_dim=6, hidden_size=5, dropout=dropout)
     vocab, tagset, labels = build_vocab(train_ex, spec)
@@ -81,12 +93,13 @@ def _pair(dropout: float, seed: int = 0):
     )
     baseline = BaselineTagger(len(vocab), len(tagset), len(labels), spec)
     baseline.load_state_dict(state_dict_from_tagger(tagger.state_dict()))  # strict: every name maps
+    use_kernel(tagger, kernel)
     return tagger, baseline, vocab, tagset, labels, train_ex
 
 
 @pytest.mark.parametrize("rows", [[0, 1, 2, 3, 4, 5], [4, 0, 3], [0, 1]], ids=["all-mixed", "mixed", "same-length"])
-def test_baseline_loss_equals_slotfill_loss_with_the_same_weights(rows: list[int]):
-    tagger, baseline, vocab, tagset, labels, train_ex = _pair(dropout=0.5)
+def test_baseline_loss_equals_slotfill_loss_with_the_same_weights(rows: list[int], kernel: str):
+    tagger, baseline, vocab, tagset, labels, train_ex = _pair(dropout=0.5, kernel=kernel)
     tagger.eval()
     baseline.eval()
     index = torch.tensor(rows)
@@ -100,8 +113,8 @@ def test_baseline_loss_equals_slotfill_loss_with_the_same_weights(rows: list[int
     torch.testing.assert_close(got, expected)
 
 
-def test_baseline_gradients_equal_slotfill_gradients_without_dropout():
-    tagger, baseline, vocab, tagset, labels, train_ex = _pair(dropout=0.0)
+def test_baseline_gradients_equal_slotfill_gradients_without_dropout(kernel: str):
+    tagger, baseline, vocab, tagset, labels, train_ex = _pair(dropout=0.0, kernel=kernel)
     batch = EncodedSplit(train_ex, vocab, tagset, labels).batch(torch.arange(len(train_ex)))
     tagger(batch.words, batch.lengths, batch.tags, batch.intents)["loss"].backward()
     mine = collate([encode(train_ex, vocab, tagset, labels)[i] for i in range(len(train_ex))])
@@ -111,8 +124,8 @@ def test_baseline_gradients_equal_slotfill_gradients_without_dropout():
         torch.testing.assert_close(grads[name].grad, param.grad, msg=name)
 
 
-def test_baseline_and_slotfill_predict_the_same_tags():
-    tagger, baseline, vocab, tagset, labels, train_ex = _pair(dropout=0.5, seed=3)
+def test_baseline_and_slotfill_predict_the_same_tags(kernel: str):
+    tagger, baseline, vocab, tagset, labels, train_ex = _pair(dropout=0.5, seed=3, kernel=kernel)
     examples = train_ex + _examples(TINY_DEV) + _examples(TINY_TEST)
     for batch_size in (1, 4, 256):
         ours = slotfill_predict(tagger, examples, vocab, tagset, labels, batch_size).tags

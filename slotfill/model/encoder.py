@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from slotfill.model import lstm_kernel
 from slotfill.model.dropout import Dropout
 
 CELLS = ("rnn", "gru", "lstm")
@@ -39,6 +40,11 @@ class RecurrentEncoder(nn.Module):
     weights of the ``nn.RNN``/``nn.GRU``/``nn.LSTM`` module this encoder holds (so its state
     dict is that module's). When every utterance of the batch has the same length, both
     directions are one bidirectional call, the kernel running the second right to left.
+
+    ``kernel = "slotfill"`` (LSTM only; set by the trainer from ``lstm_kernel``, see
+    :mod:`slotfill.model.lstm_kernel`) runs each layer's directions in slotfill's own kernel
+    instead, at once on separate threads, over the same inputs (the right-to-left one reversed
+    within each length); outside a trace, on the CPU in float32. Same function, other rounding.
 
     Args:
         input_size: size of the word representation.
@@ -92,6 +98,7 @@ class RecurrentEncoder(nn.Module):
         self.directions = 2 if bidirectional else 1
         self.between_layers = Dropout(dropout if num_layers > 1 else 0.0, locked_dropout)
         self.output_dim = hidden_size * self.directions
+        self.kernel = "torch"  # or "slotfill" (LSTM): not part of the state dict
 
     def _run(self, inputs: torch.Tensor, layer: int, reverse: tuple[bool, ...]) -> torch.Tensor:
         """One layer over (B, T, D) from s_0 = 0, one kernel call.
@@ -106,6 +113,12 @@ class RecurrentEncoder(nn.Module):
         # (input, hx, weights, has_biases, num_layers, dropout, train, bidirectional, batch_first)
         result = self._kernel(inputs, hx, weights, True, 1, 0.0, self.training, len(reverse) == 2, True)
         return result[0]  # (B, T, H * len(reverse))
+
+    def _run_own(self, inputs: list[torch.Tensor], layer: int) -> list[torch.Tensor]:
+        """Each (B, T, D) input left to right through direction k's weights of ``layer``, at once."""
+        xs = [x.transpose(0, 1).contiguous() for x in inputs]
+        weights = [layer_weights(self.rnn, layer, bool(k)) for k in range(len(inputs))]
+        return [h.transpose(0, 1) for h in lstm_kernel.lstm_passes(xs, weights)]
 
     def forward(
         self, inputs: torch.Tensor, lengths: torch.Tensor, first_layer: bool = False
@@ -129,12 +142,22 @@ class RecurrentEncoder(nn.Module):
         def flip(x: torch.Tensor) -> torch.Tensor:  # within each row's length
             return x.gather(1, reverse.expand_as(x))
 
+        own = (
+            self.kernel == "slotfill" and inputs.device.type == "cpu" and inputs.dtype == torch.float32
+            and not torch.jit.is_tracing() and not torch.jit.is_scripting()
+        )
         x = inputs
         first = None
         for layer in range(self.num_layers):
             if layer:
                 x = self.between_layers(x)
-            if self.directions == 1:
+            if own and self.directions == 1:
+                x = self._run_own([x], layer)[0]
+            elif own:
+                backward_input = flip(x) if ragged else x.flip(1)
+                forward_states, backward_states = self._run_own([x, backward_input], layer)
+                x = torch.cat([forward_states, flip(backward_states) if ragged else backward_states.flip(1)], dim=-1)
+            elif self.directions == 1:
                 x = self._run(x, layer, (False,))
             elif not ragged:  # every row full: the kernel's own right-to-left pass is exact
                 x = self._run(x, layer, (False, True))
@@ -145,3 +168,13 @@ class RecurrentEncoder(nn.Module):
         if ragged:
             x = x.masked_fill(~real.unsqueeze(-1), 0.0)
         return (x, first) if first_layer else x
+
+
+def use_kernel(model: nn.Module, kernel: str) -> None:
+    """Run every LSTM encoder in ``model`` with ``kernel`` (``"slotfill"`` or ``"torch"``; see
+    :func:`slotfill.model.lstm_kernel.resolve`, which also builds slotfill's)."""
+    if kernel not in ("slotfill", "torch"):
+        raise ValueError(f"kernel must be 'slotfill' or 'torch', got {kernel!r}")
+    for module in model.modules():
+        if isinstance(module, RecurrentEncoder) and module.cell == "lstm":
+            module.kernel = kernel

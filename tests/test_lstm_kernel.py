@@ -1,0 +1,147 @@
+"""slotfill's own LSTM kernel: the same function as torch.nn.LSTM, chosen by ``lstm_kernel``."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+
+import pytest
+import torch
+
+from slotfill import training
+from slotfill.data.loading import load_splits
+from slotfill.errors import SlotfillError
+from slotfill.evaluation import score_both_decodings
+from slotfill.inference import SlotTagger
+from slotfill.model import RecurrentEncoder, lstm_kernel
+from slotfill.model.encoder import use_kernel
+from tests.conftest import compose_train
+
+
+@pytest.fixture
+def kernel(own_lstm_kernel):
+    return own_lstm_kernel
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def pair(hidden: int, bidirectional: bool, layers: int) -> tuple[RecurrentEncoder, RecurrentEncoder]:
+    reference = RecurrentEncoder(7, hidden, "lstm", bidirectional=bidirectional, num_layers=layers, dropout=0.0)
+    own = copy.deepcopy(reference)
+    use_kernel(own, "slotfill")
+    return own, reference
+
+
+@pytest.mark.parametrize("hidden", [9, 16])  # 9: the scalar tail of the gate loops; 16: two AVX2 vectors
+@pytest.mark.parametrize(
+    "bidirectional,layers,lengths",
+    [(True, 1, [5, 3, 5, 1]), (True, 1, [4, 4, 4]), (False, 1, [5, 2]), (True, 2, [6, 3, 1]), (False, 3, [3, 3])],
+)
+def test_own_kernel_computes_what_the_torch_lstm_computes(kernel, two_threads, hidden, bidirectional, layers, lengths):
+    torch.manual_seed(0)
+    own, reference = pair(hidden, bidirectional, layers)
+    lengths_t = torch.tensor(lengths)
+    x = torch.randn(len(lengths), max(lengths), 7, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    out, out_ref = own(x, lengths_t), reference(x_ref, lengths_t)
+    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-6)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    out_ref.backward(grad)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-6)
+    for (name, p), q in zip(own.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)
+    with torch.inference_mode():
+        torch.testing.assert_close(own(x.detach(), lengths_t), out_ref.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_own_kernel_is_padding_invariant_and_the_same_at_one_and_two_threads(kernel):
+    torch.manual_seed(1)
+    own, _ = pair(16, True, 1)
+    alone = torch.randn(1, 4, 7)
+    batch = torch.zeros(3, 6, 7)
+    batch[1, :4] = alone[0]
+    batch[0], batch[2, :2] = torch.randn(6, 7), torch.randn(2, 7)
+    lengths = torch.tensor([6, 4, 2])
+    by_threads = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            by_threads.append(own(batch, lengths))
+        finally:
+            torch.set_num_threads(1)
+    # each direction runs on one thread either way: the same sums in the same order
+    assert torch.equal(by_threads[0], by_threads[1])
+    torch.testing.assert_close(by_threads[0][1, :4], own(alone, torch.tensor([4]))[0], rtol=1e-5, atol=1e-6)
+    assert by_threads[0][1, 4:].abs().max() == 0  # padding comes out zero, as with PyTorch's kernel
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
+def test_a_trace_takes_the_torch_kernel(kernel, two_threads):
+    own, reference = pair(16, True, 1)
+    own.eval()
+    x, lengths = torch.randn(2, 5, 7), torch.tensor([5, 5])
+    traced = torch.jit.trace(own, (x, lengths), check_trace=False)
+    assert "slotfill::" not in str(traced.inlined_graph)
+    torch.testing.assert_close(traced(x, lengths), reference.eval()(x, lengths))
+
+
+def test_auto_picks_the_own_kernel_only_for_a_bidirectional_lstm_on_two_cpu_threads(kernel):
+    assert lstm_kernel.resolve("auto", "lstm", "cpu", threads=2) == "slotfill"
+    assert lstm_kernel.resolve("auto", "lstm", "cpu", threads=1) == "torch"
+    assert lstm_kernel.resolve("auto", "lstm", "cpu", threads=4) == "torch"
+    assert lstm_kernel.resolve("auto", "lstm", "cpu", threads=2, bidirectional=False) == "torch"
+    assert lstm_kernel.resolve("auto", "gru", "cpu", threads=2) == "torch"
+    assert lstm_kernel.resolve("auto", "lstm", "cuda", threads=2) == "torch"
+    assert lstm_kernel.resolve("slotfill", "lstm", "cpu", threads=1, bidirectional=False) == "slotfill"
+    assert lstm_kernel.resolve("torch", "lstm", "cpu", threads=2) == "torch"
+    with pytest.raises(SlotfillError, match="LSTM cells only"):
+        lstm_kernel.resolve("slotfill", "rnn", "cpu")
+    with pytest.raises(SlotfillError, match="CPU only"):
+        lstm_kernel.resolve("slotfill", "lstm", "cuda")
+    with pytest.raises(SlotfillError, match="unknown"):
+        lstm_kernel.resolve("fast", "lstm", "cpu")
+
+
+def test_a_failed_build_is_one_line_and_auto_falls_back_with_a_warning(monkeypatch, caplog):
+    from torch.utils import cpp_extension
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Error building extension 'slotfill_lstm': [1/2] c++ -MMD ...\nlstm.cpp:1: error")
+
+    monkeypatch.setattr(lstm_kernel, "_loaded", False)
+    monkeypatch.setattr(lstm_kernel, "_error", None)
+    monkeypatch.setattr(cpp_extension, "load", broken)
+    with pytest.raises(SlotfillError) as err:
+        lstm_kernel.resolve("slotfill", "lstm", "cpu")
+    message = str(err.value)
+    assert "\n" not in message and "lstm.cpp" in message and "lstm_kernel=torch" in message
+    with caplog.at_level(logging.WARNING):
+        assert lstm_kernel.resolve("auto", "lstm", "cpu", threads=2) == "torch"
+    assert "using PyTorch's LSTM kernel" in caplog.text
+    assert lstm_kernel.for_checkpoint("slotfill", None, "lstm") == "torch"
+
+
+def test_training_records_the_kernel_and_evaluation_decodes_with_it(kernel, tiny_corpus, tmp_path, caplog):
+    for choice in ("auto", "torch"):
+        cfg = compose_train([f"data.dir={tiny_corpus}", "data=folder", "threads=2", f"lstm_kernel={choice}"])
+        with caplog.at_level(logging.INFO, logger="slotfill.training"):
+            results = training.run(cfg, tmp_path / choice)
+        torch.set_num_threads(1)
+        assert results["lstm_kernel"] == ("slotfill" if choice == "auto" else "torch")
+        assert f"LSTM kernel: {results['lstm_kernel']}" in caplog.text
+        saved = json.loads((tmp_path / choice / "results.json").read_text())
+        assert saved["lstm_kernel"] == results["lstm_kernel"]
+        tagger = SlotTagger.load(tmp_path / choice)
+        assert tagger.model.encoder.kernel == results["lstm_kernel"]
+        test = load_splits(cfg.data, ["test"])["test"]
+        scores, _ = score_both_decodings(tagger.model, test, tagger.vocab, tagger.tagset, tagger.labels, 256, "cpu")
+        assert scores["f1"] == results["test"]["f1"]
+        assert SlotTagger.load(tmp_path / choice, lstm_kernel="torch").model.encoder.kernel == "torch"
