@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from slotfill import training
+from slotfill.config import validate_train
 from slotfill.data.loading import load_splits
 from slotfill.errors import SlotfillError
 from slotfill.evaluation import score_both_decodings
@@ -108,6 +109,12 @@ def test_auto_picks_the_own_kernel_only_for_a_bidirectional_lstm_on_two_cpu_thre
         lstm_kernel.resolve("slotfill", "lstm", "cuda")
     with pytest.raises(SlotfillError, match="unknown"):
         lstm_kernel.resolve("fast", "lstm", "cpu")
+
+
+def test_an_unknown_kernel_is_refused_before_training(tiny_corpus):
+    cfg = compose_train([f"data.dir={tiny_corpus}", "data=folder", "lstm_kernel=fast"])
+    with pytest.raises(SlotfillError, match="lstm_kernel='fast' is unknown: use one of auto, slotfill, torch"):
+        validate_train(cfg)
 
 
 def test_a_failed_build_is_one_line_and_auto_falls_back_with_a_warning(monkeypatch, caplog):

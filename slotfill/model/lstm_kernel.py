@@ -22,6 +22,7 @@ the kernel that training scored with.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -49,6 +50,12 @@ def _flags() -> list[str]:
     return flags
 
 
+def _build_name() -> str:
+    """One build folder per checkout: cpp_extension rebuilds a folder whose source path changed,
+    so two checkouts sharing one name would rebuild each other's kernel on every switch."""
+    return "slotfill_lstm_" + hashlib.sha1(str(SOURCE).encode()).hexdigest()[:8]
+
+
 def load() -> None:
     """Build (first time on this machine) and load the kernel; raises :class:`SlotfillError`."""
     global _loaded, _error
@@ -68,7 +75,7 @@ def load() -> None:
     start = time.perf_counter()
     try:
         cpp_extension.load(
-            "slotfill_lstm", [str(SOURCE)], extra_cflags=_flags(), extra_ldflags=["-fopenmp"],
+            _build_name(), [str(SOURCE)], extra_cflags=_flags(), extra_ldflags=["-fopenmp"],
             is_python_module=False, verbose=False,
         )
     except Exception as exc:  # compiler or ninja missing, build error: one line, remembered
