@@ -67,7 +67,7 @@ class SlotTagger:
         states = [load_checkpoint(p, map_location=device) for p in paths]
         model = build_tagger(states[0], paths[0]) if len(states) == 1 else ensemble_of(states, paths)
         state = states[0]
-        args = next(iter(_model_args(state)))
+        args = state["members"][0]["model_args"] if "members" in state else state["model_args"]
         use_kernel(
             model, kernels.for_checkpoint(state.get("lstm_kernel"), lstm_kernel, args["cell"], device, args["bidirectional"])
         )
@@ -159,10 +159,6 @@ def ensemble_of(states: Sequence[dict[str, Any]], paths: Sequence[str | Path]) -
             "decodes taggers with the same outputs and decoding"
         )
     return Ensemble(members)
-
-
-def _model_args(state: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    return (member["model_args"] for member in state["members"]) if "members" in state else iter([state["model_args"]])
 
 
 def _tagger(state: dict[str, Any]) -> Tagger:

@@ -459,11 +459,14 @@ def train(
     log.info("vocabulary %d words, %d slot tags, %s", len(vocab), len(tagset), f"{len(labels)} intents" if labels else "no intents")
 
     model = build_model(cfg, vocab, tagset, labels).to(device)
-    kernel = lstm_kernel.resolve(cfg.lstm_kernel, cfg.model.cell, device, cfg.threads, cfg.model.bidirectional)
-    if resume_state is not None and resume_state.get("lstm_kernel", "torch") != kernel:
-        log.warning("the interrupted run trained with the %s LSTM kernel, this one uses %s: the trajectory "
-                    "will differ in rounding (set lstm_kernel=%s to continue exactly)",
-                    resume_state.get("lstm_kernel", "torch"), kernel, resume_state.get("lstm_kernel", "torch"))
+    if resume_state is None:
+        kernel = lstm_kernel.resolve(cfg.lstm_kernel, cfg.model.cell, device, cfg.threads, cfg.model.bidirectional)
+    else:  # the interrupted run's kernel, to continue exactly (PyTorch's, with a warning, where it cannot build)
+        recorded = resume_state.get("lstm_kernel", "torch")
+        kernel = lstm_kernel.for_checkpoint(recorded, None, cfg.model.cell, device, cfg.model.bidirectional)
+        if kernel != recorded:
+            log.warning("the interrupted run trained with slotfill's LSTM kernel and continues with PyTorch's: "
+                        "the rest of its trajectory will differ in rounding from an uninterrupted run")
     use_kernel(model, kernel)
     params = sum(p.numel() for p in model.parameters())
     log.info("model: %s%s", describe(model), f"; LSTM kernel: {kernel}" if cfg.model.cell == "lstm" else "")

@@ -36,8 +36,13 @@ TRAIN = ["vocab.unk_dropout=0.5", "vocab.slot_unk_dropout=0.2", "vocab.slot_swap
          "trainer.batch_size=2", "scheduler=plateau"]
 
 
-@pytest.mark.parametrize("extra", [[], ["trainer.ema_decay=0.9"]], ids=["plain", "weight-average"])
-def test_stop_signal_saves_and_resume_is_exact(extra, tiny_corpus, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "extra", [[], ["trainer.ema_decay=0.9"], ["threads=2"]], ids=["plain", "weight-average", "own-lstm-kernel"]
+)
+def test_stop_signal_saves_and_resume_is_exact(extra, tiny_corpus, tmp_path, monkeypatch, request):
+    if "threads=2" in extra:  # lstm_kernel=auto then trains with slotfill's kernel, and the resumed run too
+        request.getfixturevalue("own_lstm_kernel")
+        request.addfinalizer(lambda: torch.set_num_threads(1))  # training sets the run's threads
     data = ["data=folder", f"data.dir={tiny_corpus}", *extra]
     reference = run(compose_train(data + TRAIN), tmp_path / "ref")
 
@@ -66,6 +71,7 @@ def test_stop_signal_saves_and_resume_is_exact(extra, tiny_corpus, tmp_path, mon
     assert _comparable(resumed) == _comparable(reference)
     assert _same_weights(tmp_path / "cut" / "checkpoints" / "best.pt", tmp_path / "ref" / "checkpoints" / "best.pt")
     assert json.loads((tmp_path / "cut" / "results.json").read_text())["test"] == reference["test"]
+    assert resumed["lstm_kernel"] == reference["lstm_kernel"] == ("slotfill" if "threads=2" in extra else "torch")
 
     with pytest.raises(SlotfillError, match="has finished; nothing to resume"):
         run(compose_train([f"resume={tmp_path / 'cut'}"]), tmp_path / "again")
