@@ -555,6 +555,7 @@ def slotfill_worker(job: dict[str, Any], tmp: Path, baton: Baton) -> dict[str, A
     results = slotfill_train(data_dir, job, 1 + job["epochs"], tmp / "main", baton)
     out["train"] = epoch_summary([h["seconds"] for h in results["history"]], tokens)
     out["params"] = results["params"]
+    out["lstm_kernel"] = results["lstm_kernel"]  # "slotfill" or "torch": lstm_kernel=auto decides by the threads
     tagger = SlotTagger.load(tmp / "main" / "checkpoints" / "last.pt")  # after the last epoch, as the baseline
     log.info("slotfill: inference on %d test sentences", len(splits["test"]))
     baton.turn()
@@ -613,7 +614,8 @@ def slotfill_worker(job: dict[str, Any], tmp: Path, baton: Baton) -> dict[str, A
             results = slotfill_train(data_dir, {**job, "seed": seed}, epochs, tmp / f"accuracy-{seed}", baton, score_test)
             trained = results["config"]  # what the run trained with, recipe included
             return {**accuracy_summary(f1, [h["seconds"] for h in results["history"]], job["accuracy_epochs"]),
-                    "lr": trained["trainer"]["lr"], "scheduler": trained["scheduler"]["name"]}
+                    "lr": trained["trainer"]["lr"], "scheduler": trained["scheduler"]["name"],
+                    "lstm_kernel": results["lstm_kernel"]}
 
         out["to_accuracy"] = [accuracy_run(seed) for seed in job["accuracy_seeds"]]
     return out
@@ -897,6 +899,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         # The batch-256 time of the test split is len(test) / its sentences per second.
         side["inference"]["batch256_floor_fraction"] = test_floor * side["inference"]["batch256_sentences_per_second"] / len(test)
         report[name] = {k: side[k] for k in ("params", "train", "peak_rss_mib", "inference", "test_f1", "floor_fraction")}
+    report["slotfill"]["lstm_kernel"] = sides["slotfill"]["lstm_kernel"]
     s, b = report["slotfill"], report["baseline"]
     report["ratio"] = {
         "seconds_per_epoch": ratio(s["train"]["seconds_per_epoch"], b["train"]["seconds_per_epoch"]),
@@ -964,7 +967,8 @@ def format_table(report: dict[str, Any]) -> str:
         f"slotfill benchmark: {b['data']} (train {b['train_utterances']:,} utterances, {b['train_tokens']:,} tokens), "
         f"batch {b['batch_size']}, {b['threads']} thread(s), torch {b['torch']}",
         f"model overrides: {' '.join(b['model_overrides']) or '(default config)'}; "
-        f"params slotfill {s['params']:,}, baseline {base['params']:,}",
+        f"params slotfill {s['params']:,}, baseline {base['params']:,}; slotfill's LSTM kernel: {s['lstm_kernel']} "
+        f"(the baseline: PyTorch's nn.LSTM, packed)",
         f"training: median of {b['measured_epochs']} epoch(s) after {b['warmup_epochs']} warm-up; "
         f"inference on {s['inference']['sentences']} test sentences",
         f"the sides take turns, epoch by epoch and measurement by measurement "

@@ -298,6 +298,7 @@ def test_benchmark_end_to_end_quick_json(tiny_corpus: Path):
         assert set(scaling["length_us_per_token"]) == {"10", "40", "160"}
         assert all(_positive(v) for part in scaling.values() for v in part.values())
     assert report["slotfill"]["params"] == report["baseline"]["params"]
+    assert report["slotfill"]["lstm_kernel"] == "torch"  # lstm_kernel=auto at one thread
     s, b, r = report["slotfill"], report["baseline"], report["ratio"]
     assert r["seconds_per_epoch"] == pytest.approx(s["train"]["seconds_per_epoch"] / b["train"]["seconds_per_epoch"])
     assert r["tokens_per_second"] == pytest.approx(s["train"]["tokens_per_second"] / b["train"]["tokens_per_second"])
@@ -330,7 +331,7 @@ def test_benchmark_end_to_end_quick_json(tiny_corpus: Path):
         "model.hidden_size=16", "model.embedding_dim=16"]
     for run in acc["runs"]:
         assert run["slotfill_epochs"] == 4  # slotfill may take more (faster) epochs
-        assert (run["slotfill"]["lr"], run["slotfill"]["scheduler"]) == (0.003, "plateau")
+        assert (run["slotfill"]["lr"], run["slotfill"]["scheduler"], run["slotfill"]["lstm_kernel"]) == (0.003, "plateau", "torch")
         for side, epochs in (("slotfill", 4), ("baseline", 2)):
             assert len(run[side]["f1"]) == epochs and all(0.0 <= f <= 1.0 for f in run[side]["f1"])
             assert run[side]["best_f1"] == max(run[side]["f1"][:2])  # same epochs: the accuracy comparison
