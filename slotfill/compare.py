@@ -7,8 +7,8 @@ Every ``results.json`` below the folder is read (recursively). Runs are grouped 
 resolved config minus the seed (and the cross-validation fold, ``data.cv_fold``: a group's
 dev F1 is then the mean over held-out folds) and the keys that do not change the model
 (threads, LSTM kernel, device, resume, progress bars, logging, evaluation batch size,
-checkpoint frequency). The table shows the keys that differ between groups, the seeds (``seed/fN`` for
-fold N), dev and test slot F1 (mean ± sample standard deviation over the runs),
+checkpoint frequency). The table shows the keys that differ between groups, the seeds
+(``seed/fN`` for fold N), dev and test slot F1 (mean ± sample standard deviation over the runs),
 parameters, seconds per epoch, training tokens per second and the gradient decay per step
 (from ``results.json``'s ``gradient_flow`` or a ``gradient_flow.json`` beside it, see
 :mod:`slotfill.gradflow`; ``-`` when neither exists).
@@ -53,8 +53,8 @@ log = logging.getLogger(__name__)
 # Keys that do not change what is trained (or that a sweep varies on purpose: the seed and
 # the cross-validation fold, over which a configuration's runs are averaged).
 IGNORED_KEYS = (
-    "seed", "data.cv_fold", "threads", "lstm_kernel", "device", "resume", "trainer.progress", "trainer.eval_batch_size",
-    "trainer.checkpoint_every_n_steps", "trainer.ensemble_jobs",
+    "seed", "data.cv_fold", "threads", "lstm_kernel", "device", "resume", "trainer.progress",
+    "trainer.eval_batch_size", "trainer.checkpoint_every_n_steps", "trainer.ensemble_jobs",
 )
 IGNORED_PREFIXES = ("hydra.", "logger.")
 SKIP_DIRS = {"members", "checkpoints", "tensorboard", "predictions", ".hydra", ".submitit", "__pycache__"}
