@@ -21,11 +21,6 @@ from tests.conftest import compose_train
 
 
 @pytest.fixture
-def kernel(own_lstm_kernel):
-    return own_lstm_kernel
-
-
-@pytest.fixture
 def two_threads():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -45,7 +40,9 @@ def pair(hidden: int, bidirectional: bool, layers: int) -> tuple[RecurrentEncode
     "bidirectional,layers,lengths",
     [(True, 1, [5, 3, 5, 1]), (True, 1, [4, 4, 4]), (False, 1, [5, 2]), (True, 2, [6, 3, 1]), (False, 3, [3, 3])],
 )
-def test_own_kernel_computes_what_the_torch_lstm_computes(kernel, two_threads, hidden, bidirectional, layers, lengths):
+def test_own_kernel_computes_what_the_torch_lstm_computes(
+    own_lstm_kernel, two_threads, hidden, bidirectional, layers, lengths
+):
     torch.manual_seed(0)
     own, reference = pair(hidden, bidirectional, layers)
     lengths_t = torch.tensor(lengths)
@@ -63,7 +60,7 @@ def test_own_kernel_computes_what_the_torch_lstm_computes(kernel, two_threads, h
         torch.testing.assert_close(own(x.detach(), lengths_t), out_ref.detach(), rtol=1e-5, atol=1e-6)
 
 
-def test_own_kernel_is_padding_invariant_and_the_same_at_one_and_two_threads(kernel):
+def test_own_kernel_is_padding_invariant_and_the_same_at_one_and_two_threads(own_lstm_kernel):
     torch.manual_seed(1)
     own, _ = pair(16, True, 1)
     alone = torch.randn(1, 4, 7)
@@ -85,7 +82,7 @@ def test_own_kernel_is_padding_invariant_and_the_same_at_one_and_two_threads(ker
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
-def test_a_trace_takes_the_torch_kernel(kernel, two_threads):
+def test_a_trace_takes_the_torch_kernel(own_lstm_kernel, two_threads):
     own, reference = pair(16, True, 1)
     own.eval()
     x, lengths = torch.randn(2, 5, 7), torch.tensor([5, 5])
@@ -94,7 +91,7 @@ def test_a_trace_takes_the_torch_kernel(kernel, two_threads):
     torch.testing.assert_close(traced(x, lengths), reference.eval()(x, lengths))
 
 
-def test_auto_picks_the_own_kernel_only_for_a_bidirectional_lstm_on_two_cpu_threads(kernel):
+def test_auto_picks_the_own_kernel_only_for_a_bidirectional_lstm_on_two_cpu_threads(own_lstm_kernel):
     assert lstm_kernel.resolve("auto", "lstm", "cpu", threads=2) == "slotfill"
     assert lstm_kernel.resolve("auto", "lstm", "cpu", threads=1) == "torch"
     assert lstm_kernel.resolve("auto", "lstm", "cpu", threads=4) == "torch"
@@ -136,7 +133,7 @@ def test_a_failed_build_is_one_line_and_auto_falls_back_with_a_warning(monkeypat
     assert lstm_kernel.for_checkpoint("slotfill", None, "lstm") == "torch"
 
 
-def test_training_records_the_kernel_and_evaluation_decodes_with_it(kernel, tiny_corpus, tmp_path, caplog):
+def test_training_records_the_kernel_and_evaluation_decodes_with_it(own_lstm_kernel, tiny_corpus, tmp_path, caplog):
     for choice in ("auto", "torch"):
         cfg = compose_train([f"data.dir={tiny_corpus}", "data=folder", "threads=2", f"lstm_kernel={choice}"])
         with caplog.at_level(logging.INFO, logger="slotfill.training"):

@@ -139,8 +139,8 @@ class RecurrentEncoder(nn.Module):
             reverse = torch.where(real, lengths.unsqueeze(1) - 1 - positions, positions)
             reverse = reverse.unsqueeze(-1)  # (B, T, 1)
 
-        def flip(x: torch.Tensor) -> torch.Tensor:  # within each row's length
-            return x.gather(1, reverse.expand_as(x))
+        def flip(x: torch.Tensor) -> torch.Tensor:  # within each row's length (a plain flip when all are full)
+            return x.gather(1, reverse.expand_as(x)) if ragged else x.flip(1)
 
         own = (
             self.kernel == "slotfill" and inputs.device.type == "cpu" and inputs.dtype == torch.float32
@@ -154,9 +154,8 @@ class RecurrentEncoder(nn.Module):
             if own and self.directions == 1:
                 x = self._run_own([x], layer)[0]
             elif own:
-                backward_input = flip(x) if ragged else x.flip(1)
-                forward_states, backward_states = self._run_own([x, backward_input], layer)
-                x = torch.cat([forward_states, flip(backward_states) if ragged else backward_states.flip(1)], dim=-1)
+                forward_states, backward_states = self._run_own([x, flip(x)], layer)
+                x = torch.cat([forward_states, flip(backward_states)], dim=-1)
             elif self.directions == 1:
                 x = self._run(x, layer, (False,))
             elif not ragged:  # every row full: the kernel's own right-to-left pass is exact

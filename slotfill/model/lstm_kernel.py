@@ -160,7 +160,7 @@ class _Passes(torch.autograd.Function):
         n = ctx.n
         saved = ctx.saved_tensors
         xs, weights, out = saved[:n], saved[n : 5 * n], saved[5 * n :]
-        grads = torch.ops.slotfill.lstm_backward(list(xs), list(weights), list(out), [d.contiguous() for d in dhs])
+        grads = torch.ops.slotfill.lstm_backward(list(xs), list(weights), list(out), list(dhs))  # made contiguous there
         dxs, dweights = [], []
         for k in range(n):
             dx, dw_ih, dw_hh, db = grads[4 * k : 4 * k + 4]
