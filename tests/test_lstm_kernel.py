@@ -149,3 +149,70 @@ def test_training_records_the_kernel_and_evaluation_decodes_with_it(own_lstm_ker
         scores, _ = score_both_decodings(tagger.model, test, tagger.vocab, tagger.tagset, tagger.labels, 256, "cpu")
         assert scores["f1"] == results["test"]["f1"]
         assert SlotTagger.load(tmp_path / choice, lstm_kernel="torch").model.encoder.kernel == "torch"
+
+
+def recording_infer(monkeypatch) -> list[int]:
+    """Patches the inference op to record the number of rows of each layer's table."""
+    sizes: list[int] = []
+    infer = lstm_kernel.infer
+
+    def recorded(rows, positions, w_hhs, lengths):
+        sizes.append(rows[0].size(0))
+        return infer(rows, positions, w_hhs, lengths)
+
+    monkeypatch.setattr(lstm_kernel, "infer", recorded)
+    return sizes
+
+
+@pytest.mark.parametrize(
+    "bidirectional,layers,lengths", [(True, 1, [5, 3, 5, 1]), (True, 1, [4, 4, 4]), (False, 2, [5, 2]), (True, 3, [2, 6])]
+)
+def test_inference_projects_each_distinct_word_once_and_computes_the_same_states(
+    own_lstm_kernel, two_threads, monkeypatch, bidirectional, layers, lengths
+):
+    torch.manual_seed(2)
+    own, reference = pair(16, bidirectional, layers)
+    own.eval(), reference.eval()
+    table = torch.randn(6, 7)
+    table[0] = 0.0  # the padding row
+    lengths_t = torch.tensor(lengths)
+    batch, width = len(lengths), max(lengths)
+    ids = torch.randint(1, 6, (batch, width))  # five words: most repeat
+    ids[torch.arange(width) >= lengths_t.unsqueeze(1)] = 0
+    x = table[ids]
+    sizes = recording_infer(monkeypatch)
+    with torch.inference_mode():
+        expected = reference(x, lengths_t)
+        by_word = own(x, lengths_t, lookup=(table, ids))
+        assert sizes == [len(ids.unique())] + [batch * width] * (layers - 1)
+        by_position = own(x, lengths_t)
+        assert sizes[layers:] == [batch * width] * layers
+    torch.testing.assert_close(by_word, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(by_position, expected, rtol=1e-5, atol=1e-6)
+    assert by_word[lengths_t.unsqueeze(1) <= torch.arange(width)].abs().sum() == 0  # padding is zero
+    # recording gradients, the training passes run (with every position's projection)
+    x.requires_grad_()
+    own(x, lengths_t, lookup=(table, ids)).sum().backward()
+    assert len(sizes) == 2 * layers and x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_a_tagger_projects_distinct_words_only_when_its_inputs_are_plain_embeddings(own_lstm_kernel, monkeypatch):
+    from slotfill.model import Tagger
+
+    sizes = recording_infer(monkeypatch)
+    words = torch.tensor([[3, 4, 3, 5], [6, 3, 0, 0]])  # four distinct words and padding
+    chars = torch.randint(1, 8, (2, 4, 3))
+    lengths = torch.tensor([4, 2])
+    for extra, rows in (({}, 5), ({"context_window": 1}, 8), ({"num_chars": 8, "char_filters": 4}, 8)):
+        sizes.clear()
+        torch.manual_seed(3)
+        reference = Tagger(vocab_size=8, num_tags=5, num_intents=2, embedding_dim=6, hidden_size=16, **extra).eval()
+        own = copy.deepcopy(reference)
+        use_kernel(own, "slotfill")
+        given_chars = chars if "num_chars" in extra else None
+        with torch.inference_mode():
+            got = own(words, lengths, chars=given_chars)
+            want = reference(words, lengths, chars=given_chars)
+        assert sizes == [rows], extra
+        torch.testing.assert_close(got["logits"], want["logits"], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got["intent_logits"], want["intent_logits"], rtol=1e-5, atol=1e-5)

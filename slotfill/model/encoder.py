@@ -45,6 +45,9 @@ class RecurrentEncoder(nn.Module):
     :mod:`slotfill.model.lstm_kernel`) runs each layer's directions in slotfill's own kernel
     instead, at once on separate threads, over the same inputs (the right-to-left one reversed
     within each length); outside a trace, on the CPU in float32. Same function, other rounding.
+    Without gradients, when the caller says that the inputs are rows of a table (``lookup``:
+    word embeddings with nothing added), that kernel's first layer projects each distinct word
+    of the batch once instead of every position.
 
     Args:
         input_size: size of the word representation.
@@ -120,17 +123,63 @@ class RecurrentEncoder(nn.Module):
         weights = [layer_weights(self.rnn, layer, bool(k)) for k in range(len(inputs))]
         return [h.transpose(0, 1) for h in lstm_kernel.lstm_passes(xs, weights)]
 
+    def _infer_own(
+        self, x: torch.Tensor, lengths: torch.Tensor, lookup: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` in slotfill's kernel when no gradient is recorded: every layer is one
+        call that runs its directions at once, each reading its steps' input projections from
+        a table and writing its states into place (no flips, concatenation or padding mask).
+        With ``lookup``, the first layer's table holds one projection per distinct word of the
+        batch rather than one per position. Returns the last and the first layer's states."""
+        batch, width, _ = x.shape
+        lengths = lengths.long()
+        first = x
+        for layer in range(self.num_layers):
+            if layer:
+                x = self.between_layers(x)
+            if layer == 0 and lookup is not None:
+                table, ids = lookup
+                distinct, positions = torch.unique(ids, return_inverse=True)
+                source = table[distinct]  # (U, D)
+            else:
+                source = x.reshape(batch * width, -1)
+                positions = torch.arange(batch * width, device=x.device).view(batch, width)
+            rows, w_hhs = [], []
+            for k in range(self.directions):
+                w_ih, w_hh, b_ih, b_hh = layer_weights(self.rnn, layer, bool(k))
+                rows.append(torch.addmm(b_ih + b_hh, source, w_ih.t()))
+                w_hhs.append(w_hh)
+            x = lstm_kernel.infer(rows, positions, w_hhs, lengths)
+            if layer == 0:
+                first = x
+        return x, first
+
     def forward(
-        self, inputs: torch.Tensor, lengths: torch.Tensor, first_layer: bool = False
+        self,
+        inputs: torch.Tensor,
+        lengths: torch.Tensor,
+        first_layer: bool = False,
+        lookup: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Encode ``inputs`` (B, T, D) whose rows hold ``lengths`` (B,) real positions.
 
         Returns (B, T, H * directions), zero at padded positions; with ``first_layer``, also
         the first layer's states (the same tensor for one layer), whose forward half has read
         only the words up to t and whose backward half only those from t on.
+
+        ``lookup = (table, ids)``, optional: ``inputs[b, t]`` is ``table[ids[b, t]]`` ((V, D) and
+        (B, T)); slotfill's kernel then projects distinct words, not positions, when no
+        gradient is recorded. The result is the same function of the inputs.
         """
         batch, width, _ = inputs.shape
         lengths = lengths.to(inputs.device)
+        own = (
+            self.kernel == "slotfill" and inputs.device.type == "cpu" and inputs.dtype == torch.float32
+            and not torch.jit.is_tracing() and not torch.jit.is_scripting()
+        )
+        if own and not torch.is_grad_enabled():
+            x, first = self._infer_own(inputs, lengths, lookup)
+            return (x, first) if first_layer else x
         ragged = bool((lengths != width).any())
         if ragged:
             positions = torch.arange(width, device=inputs.device)
@@ -142,10 +191,6 @@ class RecurrentEncoder(nn.Module):
         def flip(x: torch.Tensor) -> torch.Tensor:  # within each row's length (a plain flip when all are full)
             return x.gather(1, reverse.expand_as(x)) if ragged else x.flip(1)
 
-        own = (
-            self.kernel == "slotfill" and inputs.device.type == "cpu" and inputs.dtype == torch.float32
-            and not torch.jit.is_tracing() and not torch.jit.is_scripting()
-        )
         x = inputs
         first = None
         for layer in range(self.num_layers):

@@ -178,3 +178,14 @@ def lstm_passes(xs: list[torch.Tensor], weights: list[list[torch.Tensor]]) -> li
         return list(_Passes.apply(len(xs), *xs, *flat))
     out = torch.ops.slotfill.lstm_forward(xs, flat)
     return [out[3 * k] for k in range(len(xs))]
+
+
+def infer(rows: list[torch.Tensor], positions: torch.Tensor, w_hhs: list[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
+    """Inference only: one LSTM layer over a padded batch, its directions at once.
+
+    ``rows[k]`` (N, 4H), contiguous float32: direction k's input projections
+    x W_ih^T + b_ih + b_hh, one per distinct input; ``positions`` (B, T) int64: the row each
+    position reads; ``lengths`` (B,) int64; ``w_hhs[k]``: that direction's W_hh. The second
+    direction runs right to left within each length. Returns (B, T, H * len(rows)) from
+    h_0 = c_0 = 0, zero at padding. Call :func:`load` first."""
+    return torch.ops.slotfill.lstm_infer(rows, positions, w_hhs, lengths)
