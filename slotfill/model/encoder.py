@@ -137,7 +137,7 @@ class RecurrentEncoder(nn.Module):
         for layer in range(self.num_layers):
             if layer:
                 x = self.between_layers(x)
-            if layer == 0 and lookup is not None:
+            if layer == 0 and lookup is not None and batch > 1:  # one utterance rarely repeats a word
                 table, ids = lookup
                 distinct, positions = torch.unique(ids, return_inverse=True)
                 source = table[distinct]  # (U, D)
