@@ -72,6 +72,6 @@ class IntentHead(nn.Module):
 
     def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if not bool(mask.all()):  # padding must not win the max; a full batch needs no mask
-            states = states.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+            states = torch.where(mask.unsqueeze(-1), states, float("-inf"))
         pooled = states.amax(dim=1)  # (B, H)
         return dense(self.linear, self.dropout(pooled))  # (B, I)
