@@ -151,16 +151,17 @@ def test_training_records_the_kernel_and_evaluation_decodes_with_it(own_lstm_ker
         assert SlotTagger.load(tmp_path / choice, lstm_kernel="torch").model.encoder.kernel == "torch"
 
 
-def recording_infer(monkeypatch) -> list[int]:
-    """Patches the inference op to record the number of rows of each layer's table."""
+def recording_steps(monkeypatch) -> list[int]:
+    """Patches the kernel's step loop to record how many rows each call's projection tables
+    hold (-1 for a training call, which saves its buffers)."""
     sizes: list[int] = []
-    infer = lstm_kernel.infer
+    steps = lstm_kernel._steps
 
-    def recorded(rows, positions, w_hhs, lengths):
-        sizes.append(rows[0].size(0))
-        return infer(rows, positions, w_hhs, lengths)
+    def recorded(rows, positions, w_hhs, lengths, save):
+        sizes.append(-1 if save else rows[0].size(0))
+        return steps(rows, positions, w_hhs, lengths, save)
 
-    monkeypatch.setattr(lstm_kernel, "infer", recorded)
+    monkeypatch.setattr(lstm_kernel, "_steps", recorded)
     return sizes
 
 
@@ -180,7 +181,7 @@ def test_inference_projects_each_distinct_word_once_and_computes_the_same_states
     ids = torch.randint(1, 6, (batch, width))  # five words: most repeat
     ids[torch.arange(width) >= lengths_t.unsqueeze(1)] = 0
     x = table[ids]
-    sizes = recording_infer(monkeypatch)
+    sizes = recording_steps(monkeypatch)
     with torch.inference_mode():
         expected = reference(x, lengths_t)
         by_word = own(x, lengths_t, lookup=(table, ids))
@@ -190,16 +191,16 @@ def test_inference_projects_each_distinct_word_once_and_computes_the_same_states
     torch.testing.assert_close(by_word, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(by_position, expected, rtol=1e-5, atol=1e-6)
     assert by_word[lengths_t.unsqueeze(1) <= torch.arange(width)].abs().sum() == 0  # padding is zero
-    # recording gradients, the training passes run (with every position's projection)
+    # recording gradients, the training pass runs (every position projected, buffers saved)
     x.requires_grad_()
     own(x, lengths_t, lookup=(table, ids)).sum().backward()
-    assert len(sizes) == 2 * layers and x.grad is not None and x.grad.abs().sum() > 0
+    assert sizes[2 * layers :] == [-1] * layers and x.grad is not None and x.grad.abs().sum() > 0
 
 
 def test_a_tagger_projects_distinct_words_only_when_its_inputs_are_plain_embeddings(own_lstm_kernel, monkeypatch):
     from slotfill.model import Tagger
 
-    sizes = recording_infer(monkeypatch)
+    sizes = recording_steps(monkeypatch)
     words = torch.tensor([[3, 4, 3, 5], [6, 3, 0, 0]])  # four distinct words and padding
     chars = torch.randint(1, 8, (2, 4, 3))
     lengths = torch.tensor([4, 2])

@@ -1,15 +1,17 @@
-// One-layer LSTM passes, forward and backward, for slotfill's encoder (slotfill/model/lstm_kernel.py).
+// One LSTM layer over a padded batch, forward and backward, for slotfill's encoder
+// (slotfill/model/lstm_kernel.py).
 //
-// Each direction is one left-to-right pass over a time-major (T, B, D) input from
-// h_0 = c_0 = 0 (the caller reverses the right-to-left direction's input within each
-// utterance, as it does for oneDNN). The input projection of all steps is one matrix product;
-// each step is one (B, H) x (H, 4H) product and one fused loop for the gates. The backward pass
-// mirrors it: one (B, 4H) x (4H, H) product per step, then the weight and input gradients of all
-// steps as three large products. Several directions run at once, one thread each: a step's
-// products are too small to gain from a second thread, two independent passes are not.
-// Inference (lstm_infer) takes each step's input projection from a table (one row per distinct
-// word of the batch in the first layer), runs both directions over the padded batch itself and
-// skips the utterances that have ended.
+// The layer's one or two directions run at once, one thread each: a step's products are too
+// small to gain from a second thread, two independent passes are not. The caller projects the
+// inputs (x W_ih^T + b_ih + b_hh) in one matrix product per direction, into a table: one row
+// per position when training, one per distinct word of the batch when tagging a first layer.
+// Each step copies its rows' projections into a (B, 4H) buffer, does one (B, H) x (H, 4H)
+// product and one fused loop over the gates, and writes h_t to its place in the batch-first
+// output; the right-to-left direction walks each utterance from its own last word, and the
+// rows of utterances that have ended drop out of the step. The backward pass mirrors it: one
+// (B, 4H) x (4H, H) product per step, then the input and weight gradients of all steps as
+// three large products. So the caller needs no flips, transposes, concatenation or padding
+// mask around the kernel.
 //
 // Gate order and equations are torch.nn.LSTM's: i, f, g, o;
 // c_t = f * c_{t-1} + i * g, h_t = o * tanh(c_t).
@@ -127,49 +129,6 @@ void gate_step_backward(const float* gates, float* dgates, const float* c, const
   }
 }
 
-// x (T, B, D); returns h (T, B, H), gates (T, B, 4H) activations, c (T, B, H).
-std::vector<Tensor> pass_forward(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih,
-                                 const Tensor& b_hh) {
-  const int64_t steps = x.size(0), batch = x.size(1), hidden = w_hh.size(1);
-  Tensor gates = at::addmm(b_ih + b_hh, x.reshape({steps * batch, x.size(2)}), w_ih.t())
-                     .view({steps, batch, 4 * hidden});
-  Tensor h = at::empty({steps, batch, hidden}, x.options());
-  Tensor c = at::empty({steps, batch, hidden}, x.options());
-  Tensor w_hh_t = w_hh.t();
-  for (int64_t t = 0; t < steps; ++t) {
-    Tensor pre = gates[t];
-    if (t > 0) pre.addmm_(h[t - 1], w_hh_t);
-    gate_step(pre.data_ptr<float>(), t > 0 ? c[t - 1].data_ptr<float>() : nullptr, c[t].data_ptr<float>(),
-              h[t].data_ptr<float>(), batch, hidden);
-  }
-  return {h, gates, c};
-}
-
-// Gradients of one pass: dh_out (T, B, H) reaches the outputs.
-std::vector<Tensor> pass_backward(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& gates,
-                                  const Tensor& c, const Tensor& h, const Tensor& dh_out) {
-  const int64_t steps = x.size(0), batch = x.size(1), hidden = w_hh.size(1);
-  Tensor dh = at::empty({batch, hidden}, x.options());
-  Tensor dc = at::zeros({batch, hidden}, x.options());
-  Tensor dgates_all = at::empty_like(gates);
-  for (int64_t t = steps - 1; t >= 0; --t) {
-    if (t == steps - 1) dh.copy_(dh_out[t]);
-    else dh.add_(dh_out[t]);
-    gate_step_backward(gates[t].data_ptr<float>(), dgates_all[t].data_ptr<float>(), c[t].data_ptr<float>(),
-                       t > 0 ? c[t - 1].data_ptr<float>() : nullptr, dh.data_ptr<float>(), dc.data_ptr<float>(),
-                       batch, hidden);
-    if (t > 0) at::mm_out(dh, dgates_all[t], w_hh);  // dh_{t-1} from above is added next step
-  }
-  Tensor dgates = dgates_all.view({steps * batch, 4 * hidden});
-  Tensor dx = at::mm(dgates, w_ih).view({steps, batch, x.size(2)});
-  Tensor dw_ih = at::mm(dgates.t(), x.reshape({steps * batch, x.size(2)}));
-  Tensor dw_hh = steps > 1 ? at::mm(dgates_all.slice(0, 1).reshape({(steps - 1) * batch, 4 * hidden}).t(),
-                                    h.slice(0, 0, steps - 1).reshape({(steps - 1) * batch, hidden}))
-                           : at::zeros_like(w_hh);
-  Tensor db = dgates.sum(0);
-  return {dx, dw_ih, dw_hh, db};
-}
-
 // Runs fn(k) for k < n, one thread each when the pool allows, in the caller's inference mode
 // (the pool's threads do not inherit it, and tensors made in it can only be updated in it).
 template <typename F>
@@ -182,92 +141,160 @@ void each(int64_t n, const F& fn) {
   });
 }
 
-// xs[k] (T, B, D) with weights[4k .. 4k + 3] = w_ih, w_hh, b_ih, b_hh: per direction h, gates, c.
-std::vector<Tensor> forward(at::TensorList xs, at::TensorList weights) {
-  const int64_t n = xs.size();
-  std::vector<Tensor> out(3 * n);
-  each(n, [&](int64_t k) {
-    auto r = pass_forward(xs[k], weights[4 * k], weights[4 * k + 1], weights[4 * k + 2], weights[4 * k + 3]);
-    for (int i = 0; i < 3; ++i) out[3 * k + i] = r[i];
-  });
-  return out;
+// The rows of a batch longest first, and how many are still running at each step: at step t
+// the running rows are the first active[t], so a step's product and gates skip the
+// utterances that have ended (padding costs nothing).
+struct Schedule {
+  std::vector<int64_t> order, active;
+  const int64_t* lengths;
+  int64_t steps;
+
+  Schedule(const Tensor& lengths_, int64_t steps_) : lengths(lengths_.data_ptr<int64_t>()), steps(steps_) {
+    const int64_t batch = lengths_.size(0);
+    order.resize(batch);
+    for (int64_t b = 0; b < batch; ++b) {
+      TORCH_CHECK(lengths[b] >= 0 && lengths[b] <= steps, "slotfill LSTM: length out of range");
+      order[b] = b;
+    }
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return lengths[a] > lengths[b]; });
+    active.resize(steps);
+    int64_t running = batch;
+    for (int64_t t = 0; t < steps; ++t) {
+      while (running > 0 && lengths[order[running - 1]] <= t) --running;
+      active[t] = running;
+    }
+  }
+
+  // The batch-first position (b * T + p) that running row i of direction k is at in step t:
+  // direction 1 runs right to left within the row's own length.
+  int64_t place(int64_t i, int64_t t, int64_t k) const {
+    const int64_t b = order[i];
+    return b * steps + (k == 1 ? lengths[b] - 1 - t : t);
+  }
+};
+
+void check_lengths(const Tensor& lengths, int64_t batch) {
+  TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == batch && lengths.scalar_type() == at::kLong &&
+                  lengths.is_contiguous(),
+              "slotfill LSTM: lengths must be contiguous int64 (B,)");
 }
 
-// Inference over a padded batch (no gradient, nothing kept for a backward pass), every
-// direction at once. rows[k] (N, 4H): direction k's input projections x W_ih^T + b_ih + b_hh,
-// one per distinct input; positions (B, T): the row each position reads; lengths (B,).
-// Direction 0 runs left to right, direction 1 right to left within each utterance's own
-// length (what reversing its input and output within the lengths does for a left-to-right
-// pass). Each step gathers its rows into a (B, 4H) buffer, adds h_{t-1} W_hh^T and applies
-// the gates, over the utterances not yet ended; the states go straight to their place in the
-// output. Returns (B, T, n H): direction k's states in columns [k H, (k + 1) H), zero at
-// padding.
-Tensor infer(at::TensorList rows, const Tensor& positions, at::TensorList w_hhs, const Tensor& lengths) {
+// One LSTM layer over a padded batch, its one or two directions at once. rows[k] (N, 4H):
+// direction k's input projections x W_ih^T + b_ih + b_hh; positions (B, T): the row each
+// position reads (a training pass: every position's own row; tagging: one row per distinct
+// word); lengths (B,). Direction 0 runs left to right, direction 1 right to left within each
+// utterance's length (what reversing its input and output within the lengths does for a
+// left-to-right pass). Each step copies its running rows' projections into a (B, 4H) buffer,
+// adds h_{t-1} W_hh^T, applies the gates and writes h_t straight to its place in the output.
+// Returns out (B, T, n H), direction k in columns [k H, (k + 1) H), zero at padding; with
+// save, then per direction the time-major buffers of the backward pass: gate activations
+// (T, B, 4H), c (T, B, H) and h (T, B, H), row i of step t being running row i.
+std::vector<Tensor> steps_forward(at::TensorList rows, const Tensor& positions, at::TensorList w_hhs,
+                                  const Tensor& lengths, bool save) {
   const int64_t n = rows.size();
-  TORCH_CHECK(n >= 1 && n <= 2 && static_cast<int64_t>(w_hhs.size()) == n, "lstm_infer: one or two directions");
-  TORCH_CHECK(positions.dim() == 2 && positions.scalar_type() == at::kLong, "lstm_infer: positions (B, T) int64");
+  TORCH_CHECK(n >= 1 && n <= 2 && static_cast<int64_t>(w_hhs.size()) == n, "slotfill LSTM: one or two directions");
+  TORCH_CHECK(positions.dim() == 2 && positions.scalar_type() == at::kLong && positions.is_contiguous(),
+              "slotfill LSTM: positions must be contiguous int64 (B, T)");
   const int64_t batch = positions.size(0), steps = positions.size(1), hidden = w_hhs[0].size(1);
   const int64_t width = 4 * hidden;
-  TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == batch && lengths.scalar_type() == at::kLong,
-              "lstm_infer: lengths (B,) int64");
+  check_lengths(lengths, batch);
   for (int64_t k = 0; k < n; ++k) {
     TORCH_CHECK(rows[k].dim() == 2 && rows[k].is_contiguous() && rows[k].scalar_type() == at::kFloat &&
                     rows[k].size(1) == width && w_hhs[k].size(1) == hidden,
-                "lstm_infer: rows must be contiguous float (N, 4H)");
+                "slotfill LSTM: rows must be contiguous float (N, 4H)");
   }
-  const Tensor pos = positions.contiguous(), len = lengths.contiguous();
-  const int64_t* p = pos.data_ptr<int64_t>();
-  const int64_t* l = len.data_ptr<int64_t>();
+  const int64_t* p = positions.data_ptr<int64_t>();
   const int64_t count = rows[0].size(0);
-  for (int64_t i = 0; i < batch * steps; ++i) TORCH_CHECK(p[i] >= 0 && p[i] < count, "lstm_infer: position out of range");
-  for (int64_t b = 0; b < batch; ++b) TORCH_CHECK(l[b] >= 0 && l[b] <= steps, "lstm_infer: length out of range");
-  // Rows longest first: at step t the rows still running are the first `active`, so each
-  // step's product and gates skip the utterances that have ended (padding costs nothing).
-  std::vector<int64_t> order(batch);
-  for (int64_t b = 0; b < batch; ++b) order[b] = b;
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return l[a] > l[b]; });
-  Tensor out = at::zeros({batch, steps, n * hidden}, rows[0].options());
-  float* o = out.data_ptr<float>();
+  for (int64_t i = 0; i < batch * steps; ++i) TORCH_CHECK(p[i] >= 0 && p[i] < count, "slotfill LSTM: position out of range");
+  const Schedule plan(lengths, steps);
+  const auto options = rows[0].options();
+  std::vector<Tensor> result(1 + (save ? 3 * n : 0));
+  result[0] = at::zeros({batch, steps, n * hidden}, options);
+  float* o = result[0].data_ptr<float>();
   each(n, [&](int64_t k) {
     const float* r = rows[k].data_ptr<float>();
-    Tensor pre = at::empty({batch, width}, rows[k].options());
-    Tensor h = at::empty({2, batch, hidden}, rows[k].options());  // h_t and h_{t-1}, in turn
-    Tensor c = at::empty({batch, hidden}, rows[k].options());      // updated in place
+    // Saving, every step keeps its own slices; otherwise one gate buffer, c updated in place
+    // and h alternating between two.
+    Tensor gates = at::empty({save ? steps : 1, batch, width}, options);
+    Tensor c = at::empty({save ? steps : 1, batch, hidden}, options);
+    Tensor h = save ? at::zeros({steps, batch, hidden}, options) : at::empty({2, batch, hidden}, options);
     Tensor w_hh_t = w_hhs[k].t();
-    float* pr = pre.data_ptr<float>();
-    float* cs = c.data_ptr<float>();
-    int64_t active = batch;
-    for (int64_t t = 0; t < steps; ++t) {
-      while (active > 0 && l[order[active - 1]] <= t) --active;
-      if (active == 0) break;
-      // the position row order[i] reads at step t, and where its h_t goes
-      auto place = [&](int64_t i) {
-        const int64_t b = order[i];
-        return b * steps + (k == 1 ? l[b] - 1 - t : t);
-      };
-      for (int64_t i = 0; i < active; ++i) {
-        std::memcpy(pr + i * width, r + p[place(i)] * width, width * sizeof(float));
+    for (int64_t t = 0; t < steps && plan.active[t] > 0; ++t) {
+      const int64_t running = plan.active[t];
+      Tensor pre = gates[save ? t : 0];
+      float* pr = pre.data_ptr<float>();
+      for (int64_t i = 0; i < running; ++i) {
+        std::memcpy(pr + i * width, r + p[plan.place(i, t, k)] * width, width * sizeof(float));
       }
-      float* hs = h[t % 2].data_ptr<float>();
-      if (t > 0) pre.narrow(0, 0, active).addmm_(h[(t + 1) % 2].narrow(0, 0, active), w_hh_t);
-      gate_step(pr, t > 0 ? cs : nullptr, cs, hs, active, hidden);
-      for (int64_t i = 0; i < active; ++i) {
-        std::memcpy(o + place(i) * n * hidden + k * hidden, hs + i * hidden, hidden * sizeof(float));
+      if (t > 0) pre.narrow(0, 0, running).addmm_(h[save ? t - 1 : (t + 1) % 2].narrow(0, 0, running), w_hh_t);
+      float* cs = c[save ? t : 0].data_ptr<float>();
+      const float* c_prev = t == 0 ? nullptr : save ? c[t - 1].data_ptr<float>() : cs;
+      float* hs = h[save ? t : t % 2].data_ptr<float>();
+      gate_step(pr, c_prev, cs, hs, running, hidden);
+      for (int64_t i = 0; i < running; ++i) {
+        std::memcpy(o + plan.place(i, t, k) * n * hidden + k * hidden, hs + i * hidden, hidden * sizeof(float));
       }
     }
+    if (save) {
+      result[1 + 3 * k] = gates;
+      result[2 + 3 * k] = c;
+      result[3 + 3 * k] = h;
+    }
   });
-  return out;
+  return result;
 }
 
-// saved = forward's outputs; dhs[k] (T, B, H). Per direction: dx, dw_ih, dw_hh, db.
-std::vector<Tensor> backward(at::TensorList xs, at::TensorList weights, at::TensorList saved,
-                             at::TensorList dhs) {
-  const int64_t n = xs.size();
+// The backward pass of a training steps_forward (positions: every position its own row).
+// x (B T, D): the layer's input; weights[4k .. 4k + 3] = w_ih, w_hh, b_ih, b_hh; saved: the
+// forward's buffers; dout (B, T, n H). Per direction: dx (B T, D), dw_ih, dw_hh, db.
+std::vector<Tensor> steps_backward(const Tensor& x, at::TensorList weights, at::TensorList saved,
+                                   const Tensor& lengths, const Tensor& dout_) {
+  const int64_t n = saved.size() / 3;
+  const int64_t batch = dout_.size(0), steps = dout_.size(1);
+  const int64_t hidden = weights[1].size(1), width = 4 * hidden;
+  check_lengths(lengths, batch);
+  const Tensor dout = dout_.contiguous();
+  const float* d_out = dout.data_ptr<float>();
+  const Schedule plan(lengths, steps);
   std::vector<Tensor> out(4 * n);
   each(n, [&](int64_t k) {
-    auto r = pass_backward(xs[k], weights[4 * k], weights[4 * k + 1], saved[3 * k + 1], saved[3 * k + 2],
-                           saved[3 * k], dhs[k].contiguous());
-    for (int i = 0; i < 4; ++i) out[4 * k + i] = r[i];
+    const Tensor& w_ih = weights[4 * k];
+    const Tensor& w_hh = weights[4 * k + 1];
+    const Tensor& gates = saved[3 * k];
+    const Tensor& c = saved[3 * k + 1];
+    const Tensor& h = saved[3 * k + 2];
+    Tensor dh = at::zeros({batch, hidden}, x.options());  // rows start at zero the step they end
+    Tensor dc = at::zeros({batch, hidden}, x.options());
+    Tensor dgates = at::zeros({steps, batch, width}, x.options());  // time-major; zero where ended
+    Tensor dgates_at = at::zeros({batch * steps, width}, x.options());  // batch-first; zero at padding
+    float* dh_p = dh.data_ptr<float>();
+    float* dg_at = dgates_at.data_ptr<float>();
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      const int64_t running = plan.active[t];
+      if (running == 0) continue;
+      for (int64_t i = 0; i < running; ++i) {  // the gradient reaching h_t from above
+        const float* g = d_out + plan.place(i, t, k) * n * hidden + k * hidden;
+        float* row = dh_p + i * hidden;
+        for (int64_t j = 0; j < hidden; ++j) row[j] += g[j];
+      }
+      float* dg = dgates[t].data_ptr<float>();
+      gate_step_backward(gates[t].data_ptr<float>(), dg, c[t].data_ptr<float>(),
+                         t > 0 ? c[t - 1].data_ptr<float>() : nullptr, dh_p, dc.data_ptr<float>(), running, hidden);
+      for (int64_t i = 0; i < running; ++i) {
+        std::memcpy(dg_at + plan.place(i, t, k) * width, dg + i * width, width * sizeof(float));
+      }
+      // dh_{t-1} from the recurrence; the gradient from above is added next step
+      if (t > 0) {
+        Tensor dh_rows = dh.narrow(0, 0, running);
+        at::mm_out(dh_rows, dgates[t].narrow(0, 0, running), w_hh);
+      }
+    }
+    out[4 * k] = at::mm(dgates_at, w_ih);
+    out[4 * k + 1] = at::mm(dgates_at.t(), x);
+    out[4 * k + 2] = steps > 1 ? at::mm(dgates.slice(0, 1).reshape({(steps - 1) * batch, width}).t(),
+                                        h.slice(0, 0, steps - 1).reshape({(steps - 1) * batch, hidden}))
+                               : at::zeros_like(w_hh);
+    out[4 * k + 3] = dgates_at.sum(0);
   });
   return out;
 }
@@ -275,7 +302,8 @@ std::vector<Tensor> backward(at::TensorList xs, at::TensorList weights, at::Tens
 }  // namespace
 
 TORCH_LIBRARY(slotfill, m) {
-  m.def("lstm_forward(Tensor[] xs, Tensor[] weights) -> Tensor[]", &forward);
-  m.def("lstm_infer(Tensor[] rows, Tensor positions, Tensor[] w_hhs, Tensor lengths) -> Tensor", &infer);
-  m.def("lstm_backward(Tensor[] xs, Tensor[] weights, Tensor[] saved, Tensor[] dhs) -> Tensor[]", &backward);
+  m.def("lstm_steps(Tensor[] rows, Tensor positions, Tensor[] w_hhs, Tensor lengths, bool save) -> Tensor[]",
+        &steps_forward);
+  m.def("lstm_steps_backward(Tensor x, Tensor[] weights, Tensor[] saved, Tensor lengths, Tensor dout) -> Tensor[]",
+        &steps_backward);
 }

@@ -43,11 +43,11 @@ class RecurrentEncoder(nn.Module):
 
     ``kernel = "slotfill"`` (LSTM only; set by the trainer from ``lstm_kernel``, see
     :mod:`slotfill.model.lstm_kernel`) runs each layer's directions in slotfill's own kernel
-    instead, at once on separate threads, over the same inputs (the right-to-left one reversed
-    within each length); outside a trace, on the CPU in float32. Same function, other rounding.
-    Without gradients, when the caller says that the inputs are rows of a table (``lookup``:
-    word embeddings with nothing added), that kernel's first layer projects each distinct word
-    of the batch once instead of every position.
+    instead, at once on separate threads, which walks the right-to-left direction from each
+    utterance's own last word itself; outside a trace, on the CPU in float32. Same function,
+    other rounding. Without gradients, when the caller says that the inputs are rows of a
+    table (``lookup``: word embeddings with nothing added), that kernel's first layer projects
+    each distinct word of the batch once instead of every position.
 
     Args:
         input_size: size of the word representation.
@@ -117,39 +117,24 @@ class RecurrentEncoder(nn.Module):
         result = self._kernel(inputs, hx, weights, True, 1, 0.0, self.training, len(reverse) == 2, True)
         return result[0]  # (B, T, H * len(reverse))
 
-    def _run_own(self, inputs: list[torch.Tensor], layer: int) -> list[torch.Tensor]:
-        """Each (B, T, D) input left to right through direction k's weights of ``layer``, at once."""
-        xs = [x.transpose(0, 1).contiguous() for x in inputs]
-        weights = [layer_weights(self.rnn, layer, bool(k)) for k in range(len(inputs))]
-        return [h.transpose(0, 1) for h in lstm_kernel.lstm_passes(xs, weights)]
-
-    def _infer_own(
+    def _run_own(
         self, x: torch.Tensor, lengths: torch.Tensor, lookup: tuple[torch.Tensor, torch.Tensor] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`forward` in slotfill's kernel when no gradient is recorded: every layer is one
-        call that runs its directions at once, each reading its steps' input projections from
-        a table and writing its states into place (no flips, concatenation or padding mask).
-        With ``lookup``, the first layer's table holds one projection per distinct word of the
-        batch rather than one per position. Returns the last and the first layer's states."""
-        batch, width, _ = x.shape
-        lengths = lengths.long()
+        """:meth:`forward` in slotfill's kernel: each layer is one call that runs its directions
+        at once over the padded batch and writes the states into place (no flips, transposes,
+        concatenation or padding mask around it). Tagging with ``lookup``, the first layer
+        projects each distinct word of the batch once. Returns the last and first layer's states."""
+        lengths = lengths.long().contiguous()
+        words = lookup is not None and x.size(0) > 1 and not torch.is_grad_enabled()  # one utterance rarely repeats a word
         first = x
         for layer in range(self.num_layers):
             if layer:
                 x = self.between_layers(x)
-            if layer == 0 and lookup is not None and batch > 1:  # one utterance rarely repeats a word
-                table, ids = lookup
-                distinct, positions = torch.unique(ids, return_inverse=True)
-                source = table[distinct]  # (U, D)
+            weights = [layer_weights(self.rnn, layer, bool(k)) for k in range(self.directions)]
+            if layer == 0 and words:
+                x = lstm_kernel.words_layer(*lookup, lengths, weights)
             else:
-                source = x.reshape(batch * width, -1)
-                positions = torch.arange(batch * width, device=x.device).view(batch, width)
-            rows, w_hhs = [], []
-            for k in range(self.directions):
-                w_ih, w_hh, b_ih, b_hh = layer_weights(self.rnn, layer, bool(k))
-                rows.append(torch.addmm(b_ih + b_hh, source, w_ih.t()))
-                w_hhs.append(w_hh)
-            x = lstm_kernel.infer(rows, positions, w_hhs, lengths)
+                x = lstm_kernel.layer(x, lengths, weights)
             if layer == 0:
                 first = x
         return x, first
@@ -177,8 +162,8 @@ class RecurrentEncoder(nn.Module):
             self.kernel == "slotfill" and inputs.device.type == "cpu" and inputs.dtype == torch.float32
             and not torch.jit.is_tracing() and not torch.jit.is_scripting()
         )
-        if own and not torch.is_grad_enabled():
-            x, first = self._infer_own(inputs, lengths, lookup)
+        if own:
+            x, first = self._run_own(inputs, lengths, lookup)
             return (x, first) if first_layer else x
         ragged = bool((lengths != width).any())
         if ragged:
@@ -196,12 +181,7 @@ class RecurrentEncoder(nn.Module):
         for layer in range(self.num_layers):
             if layer:
                 x = self.between_layers(x)
-            if own and self.directions == 1:
-                x = self._run_own([x], layer)[0]
-            elif own:
-                forward_states, backward_states = self._run_own([x, flip(x)], layer)
-                x = torch.cat([forward_states, flip(backward_states)], dim=-1)
-            elif self.directions == 1:
+            if self.directions == 1:
                 x = self._run(x, layer, (False,))
             elif not ragged:  # every row full: the kernel's own right-to-left pass is exact
                 x = self._run(x, layer, (False, True))
@@ -210,7 +190,7 @@ class RecurrentEncoder(nn.Module):
             if layer == 0:
                 first = x
         if ragged:
-            x = x.masked_fill(~real.unsqueeze(-1), 0.0)
+            x = torch.where(real.unsqueeze(-1), x, 0.0)  # one pass; masked_fill clones, then fills
         return (x, first) if first_layer else x
 
 

@@ -1,20 +1,19 @@
 """slotfill's own LSTM kernel for the CPU: both directions at once, one thread each.
 
-``slotfill/csrc/lstm.cpp`` holds one layer's forward and backward passes for any number of
-independent directions. Each pass projects all steps' inputs in one matrix product, then per
-step does one (B, H) x (H, 4H) product and one fused, vectorised loop over the gates; the
-backward pass mirrors it and computes the weight and input gradients of all steps in three
-large products. The directions run at once on separate threads: a step's products are too
-small to gain from a second thread, while oneDNN's fused LSTM splits each of them over both
-cores and synchronises at every step. On the AVX2 machine (2 threads, default sizes), forward
-and backward of both directions of a 32 x 11 batch took 8.8-11.1 ms alone against oneDNN's
-12.0-16.6 ms, and 9.4 ms against 11.0 ms inside an ATIS training epoch (profiler); the
-products run at ~65 GFLOP/s per core, close to what MKL reaches on such shapes, so that is
-most of what a kernel can gain there. Without autograd (tagging, dev scoring) :func:`infer`
-runs a layer's directions in one call over the padded batch, reads each step's input
-projection from a table (one row per distinct word of the batch in a tagger's first layer)
-and writes the states into place: ATIS's test split at batch 256 took 62-67 ms against
-oneDNN's 78-91 on the Zen 4 machine. docs/performance.md has the measurements.
+``slotfill/csrc/lstm.cpp`` runs one LSTM layer over a padded batch, forward and backward. Each
+direction's input projections are one matrix product; then per step one (B, H) x (H, 4H)
+product and one fused, vectorised loop over the gates, writing h_t straight to its place in
+the batch-first output (the right-to-left direction walks each utterance from its own last
+word; ended utterances drop out of the step). The backward pass mirrors it and computes the
+input and weight gradients of all steps in three large products. The directions run at once
+on separate threads: a step's products are too small to gain from a second thread, while
+oneDNN's fused LSTM splits each of them over both cores and synchronises at every step. On
+the AVX2 machine (2 threads, default sizes), forward and backward of both directions of a
+32 x 11 batch took 8.8-11.1 ms against oneDNN's 12.0-16.6 ms, and 9.4 ms against 11.0 ms
+inside an ATIS training epoch (profiler); the products run near what MKL reaches on one core.
+Tagging (no autograd), a tagger's first layer projects each distinct word of the batch once
+(:func:`words_layer`): ATIS's test split at batch 256 took 62-67 ms against oneDNN's 78-91 on
+the Zen 4 machine. docs/performance.md has the measurements.
 
 The kernel is compiled on first use with ``torch.utils.cpp_extension`` (a C++ compiler and
 ``ninja``; ~15 s once, cached under ``TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``).
@@ -148,48 +147,64 @@ def _loaded_or_torch() -> str:
     return "slotfill"
 
 
-class _Passes(torch.autograd.Function):
-    """n one-layer passes (time-major inputs, s_0 = 0) as one differentiable call."""
+def _steps(
+    rows: list[torch.Tensor], positions: torch.Tensor, w_hhs: list[torch.Tensor], lengths: torch.Tensor, save: bool
+) -> list[torch.Tensor]:
+    """The kernel's step loop over a padded batch (``lstm_steps`` in lstm.cpp): out (B, T, nH),
+    then with ``save`` each direction's gate activations, c and h for the backward pass."""
+    return torch.ops.slotfill.lstm_steps(rows, positions, w_hhs, lengths, save)
+
+
+def _projections(x: torch.Tensor, weights: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+    """Each direction's input projections x W_ih^T + b_ih + b_hh of the rows of x (N, D)."""
+    return [torch.addmm(b_ih + b_hh, x, w_ih.t()) for w_ih, _, b_ih, b_hh in weights]
+
+
+class _Layer(torch.autograd.Function):
+    """One layer's directions over a padded batch as one differentiable call."""
 
     @staticmethod
-    def forward(ctx, n: int, *tensors: torch.Tensor):  # type: ignore[override]
-        xs, weights = list(tensors[:n]), list(tensors[n:])
-        out = torch.ops.slotfill.lstm_forward(xs, weights)
+    def forward(ctx, x: torch.Tensor, positions: torch.Tensor, lengths: torch.Tensor, n: int, *flat: torch.Tensor):  # type: ignore[override]
+        weights = [list(flat[4 * k : 4 * k + 4]) for k in range(n)]
+        result = _steps(_projections(x, weights), positions, [w[1] for w in weights], lengths, True)
         ctx.n = n
-        ctx.save_for_backward(*xs, *weights, *out)
-        return tuple(out[3 * k] for k in range(n))
+        ctx.save_for_backward(x, lengths, *flat, *result[1:])
+        return result[0]
 
     @staticmethod
-    def backward(ctx, *dhs: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, dout: torch.Tensor):  # type: ignore[override]
         n = ctx.n
-        saved = ctx.saved_tensors
-        xs, weights, out = saved[:n], saved[n : 5 * n], saved[5 * n :]
-        grads = torch.ops.slotfill.lstm_backward(list(xs), list(weights), list(out), list(dhs))  # made contiguous there
-        dxs, dweights = [], []
+        x, lengths, *rest = ctx.saved_tensors
+        flat, saved = rest[: 4 * n], rest[4 * n :]
+        grads = torch.ops.slotfill.lstm_steps_backward(x, flat, saved, lengths, dout)  # made contiguous there
+        dx = grads[0] if n == 1 else grads[0] + grads[4]
+        dweights = []
         for k in range(n):
-            dx, dw_ih, dw_hh, db = grads[4 * k : 4 * k + 4]
-            dxs.append(dx)
+            _, dw_ih, dw_hh, db = grads[4 * k : 4 * k + 4]
             dweights += [dw_ih, dw_hh, db, db]  # h = ... + b_ih + b_hh: both biases get the same gradient
-        return (None, *dxs, *dweights)
+        return (dx, None, None, None, *dweights)
 
 
-def lstm_passes(xs: list[torch.Tensor], weights: list[list[torch.Tensor]]) -> list[torch.Tensor]:
-    """One LSTM layer pass per input, at once: ``xs[k]`` (T, B, D) time-major float32 on the
-    CPU, ``weights[k]`` = [W_ih, W_hh, b_ih, b_hh] in ``torch.nn.LSTM``'s layout; returns each
-    pass's states (T, B, H), run left to right from h_0 = c_0 = 0. Call :func:`load` first."""
+def layer(x: torch.Tensor, lengths: torch.Tensor, weights: list[list[torch.Tensor]]) -> torch.Tensor:
+    """One LSTM layer over a padded batch, its one or two directions at once, from h_0 = c_0 = 0.
+
+    ``x`` (B, T, D) float32 on the CPU; ``lengths`` (B,) int64; ``weights[k]`` = [W_ih, W_hh,
+    b_ih, b_hh] of direction k in ``torch.nn.LSTM``'s layout, the second direction running
+    right to left within each length. Returns (B, T, H * len(weights)), zero at padding;
+    differentiable when autograd records. Call :func:`load` first.
+    """
+    batch, width, dim = x.shape
+    rows = x.reshape(batch * width, dim).contiguous()
+    positions = torch.arange(batch * width, device=x.device).view(batch, width)
     flat = [w for ws in weights for w in ws]
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (*xs, *flat)):
-        return list(_Passes.apply(len(xs), *xs, *flat))
-    out = torch.ops.slotfill.lstm_forward(xs, flat)
-    return [out[3 * k] for k in range(len(xs))]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (rows, *flat)):
+        return _Layer.apply(rows, positions, lengths, len(weights), *flat)
+    return _steps(_projections(rows, weights), positions, [w[1] for w in weights], lengths, False)[0]
 
 
-def infer(rows: list[torch.Tensor], positions: torch.Tensor, w_hhs: list[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
-    """Inference only: one LSTM layer over a padded batch, its directions at once.
-
-    ``rows[k]`` (N, 4H), contiguous float32: direction k's input projections
-    x W_ih^T + b_ih + b_hh, one per distinct input; ``positions`` (B, T) int64: the row each
-    position reads; ``lengths`` (B,) int64; ``w_hhs[k]``: that direction's W_hh. The second
-    direction runs right to left within each length. Returns (B, T, H * len(rows)) from
-    h_0 = c_0 = 0, zero at padding. Call :func:`load` first."""
-    return torch.ops.slotfill.lstm_infer(rows, positions, w_hhs, lengths)
+def words_layer(table: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor, weights: list[list[torch.Tensor]]) -> torch.Tensor:
+    """:func:`layer` over ``table[ids]`` without autograd (tagging): each distinct word of the
+    batch is projected once, not every position. ``table`` (V, D), ``ids`` (B, T)."""
+    distinct, positions = torch.unique(ids, return_inverse=True)
+    rows = table[distinct]  # (U, D)
+    return _steps(_projections(rows, weights), positions.contiguous(), [w[1] for w in weights], lengths, False)[0]
