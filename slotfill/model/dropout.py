@@ -50,7 +50,7 @@ class Dropout(nn.Module):
             return x
         # The scale goes into the mask (exact: each kept element is still x * scale), so
         # the backward pass is one multiplication by a mask of x's own dtype.
-        # Read as bytes (0 or 1): PyTorch converts uint8 to float ~4x faster than bool.
+        # Read as bytes (0 or 1): PyTorch converts uint8 to float ~5x faster than bool.
         shape = (x.size(0), 1, x.size(2)) if self.locked and x.dim() == 3 else x.shape
         mask = keep_mask(shape, self._threshold, x.device).view(torch.uint8)
         return x * mask.to(x.dtype).mul_(self._scale)

@@ -73,6 +73,14 @@ class WordRepresentation(nn.Module):
             emb = torch.cat([padded[:, i : i + length] for i in range(2 * k + 1)], dim=-1)  # (B, T, (2k+1)E)
         return self.dropout(emb)
 
+    def rows_of(self, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(table, words)`` when :meth:`forward` returns ``table[words]`` itself (no character
+        features, no context window, no dropout: eval mode), else ``None``. Lets slotfill's LSTM
+        kernel project each distinct word once instead of every position."""
+        if self.chars is not None or self.context_window or self.training:
+            return None
+        return self.embedding.weight, words
+
     @torch.no_grad()
     def load_vectors(self, weights: torch.Tensor, found: torch.Tensor) -> None:
         """Copy pretrained rows where ``found`` is true; others keep their random init."""

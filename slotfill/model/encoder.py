@@ -173,8 +173,8 @@ class RecurrentEncoder(nn.Module):
             reverse = torch.where(real, lengths.unsqueeze(1) - 1 - positions, positions)
             reverse = reverse.unsqueeze(-1)  # (B, T, 1)
 
-        def flip(x: torch.Tensor) -> torch.Tensor:  # within each row's length (a plain flip when all are full)
-            return x.gather(1, reverse.expand_as(x)) if ragged else x.flip(1)
+        def flip(x: torch.Tensor) -> torch.Tensor:  # within each row's length (ragged batches only)
+            return x.gather(1, reverse.expand_as(x))
 
         x = inputs
         first = None

@@ -10,8 +10,8 @@ on separate threads: a step's products are too small to gain from a second threa
 oneDNN's fused LSTM splits each of them over both cores and synchronises at every step. In
 its first version, on the AVX2 machine (2 threads, default sizes), forward and backward of
 both directions of a 32 x 11 batch took 8.8-11.1 ms against oneDNN's 12.0-16.6 ms, and 9.4 ms
-against 11.0 ms inside an ATIS training epoch (profiler); the products run near what MKL reaches on one core.
-Tagging (no autograd), a tagger's first layer projects each distinct word of the batch once
+against 11.0 ms inside an ATIS training epoch (profiler); the products run near what MKL
+reaches on one core. Tagging (no autograd), a tagger's first layer projects each distinct word of the batch once
 (:func:`words_layer`): ATIS's test split at batch 256 took 62-67 ms against oneDNN's 78-91 on
 the Zen 4 machine. docs/performance.md has the measurements.
 

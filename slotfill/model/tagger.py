@@ -215,9 +215,9 @@ class Tagger(nn.Module):
 
         ``first_layer``: also the encoder's first-layer states (what the language-model loss reads).
         """
-        plain = self.words.chars is None and not self.words.context_window and not self.training
-        lookup = (self.words.embedding.weight, words) if plain else None  # the inputs are embedding rows
-        encoded = self.encoder(self.words(words, chars), lengths, first_layer=first_layer, lookup=lookup)
+        encoded = self.encoder(
+            self.words(words, chars), lengths, first_layer=first_layer, lookup=self.words.rows_of(words)
+        )
         states, first = encoded if first_layer else (encoded, None)
         if self.attention is not None:
             states = self.attention(states, mask)
